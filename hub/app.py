@@ -1,0 +1,65 @@
+"""The ASGI application: routes, JSON errors for every failure, and the hub's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+
+from hub.errors import HubError
+from hub.http import error_response
+from hub.routes import health, hooks, tasks
+
+if TYPE_CHECKING:
+    from hub.core import Hub
+
+logger = logging.getLogger("hub.app")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def create_app(hub: Hub) -> Starlette:
+    """A Starlette app serving ``hub``; its lifespan starts and stops the hub."""
+    route_list: list[BaseRoute] = [
+        *health.routes(hub),
+        *tasks.routes(hub),
+        *hooks.routes(hub),
+    ]
+
+    async def hub_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HubError)
+        if exc.status_code >= 500:
+            logger.warning("%s %s: %s", request.method, request.url.path, exc.message)
+        return error_response(exc.status_code, exc.code, exc.message)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"error": {"code": "internal", "message": "internal error"}}, status_code=500
+        )
+
+    return Starlette(
+        routes=route_list,
+        exception_handlers={
+            HubError: hub_error,
+            HTTPException: http_error,
+            Exception: unexpected,
+        },
+        lifespan=hub.lifespan,
+    )

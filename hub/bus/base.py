@@ -1,0 +1,41 @@
+"""The bus contract: tells every hub process that events were committed.
+
+The store is the truth; the bus only makes delivery fast. A process that misses bus messages
+(a Redis restart, a slow listener) catches up from the store (:mod:`hub.dispatch`), so a bus
+may drop messages but must not invent them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from hub.models import Event
+
+#: Receives committed, applied events, in the order one publisher published them.
+EventSink = Callable[[list[Event]], None]
+
+
+class Bus(ABC):
+    """Carries committed events between hub processes."""
+
+    @abstractmethod
+    async def start(self, sink: EventSink) -> None:
+        """Connect, and deliver every event published from now on to ``sink``."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Disconnect."""
+
+    @abstractmethod
+    async def publish(self, events: list[Event]) -> None:
+        """Announce committed events (in ``seq`` order) to every process, this one included."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise if the bus is not connected (used by ``/readyz``)."""
+
+    @property
+    def crosses_processes(self) -> bool:
+        """Whether events published in one process reach the others."""
+        return True

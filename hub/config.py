@@ -1,0 +1,120 @@
+"""Settings, read from ``HUB_*`` environment variables; the CLI overrides the common ones.
+
+Every setting is listed in the README's "Configuration" table. Secrets that are not given are
+generated once and kept in the data folder, so callback URLs keep working across restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from hub.errors import ConfigError
+
+logger = logging.getLogger("hub")
+
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the hub can be configured with. Build with :meth:`from_env`."""
+
+    secret: tuple[str, ...] = ()
+    api_key: str | None = None
+    database_url: str | None = None
+    broker_url: str = "memory://"
+    public_url: str | None = None
+    data_dir: Path = Path("hub-data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token_max_age: int = 30 * DAY
+    subscriber_token_max_age: int = 7 * DAY
+    max_body_bytes: int = 1024 * 1024
+    sqlite_synchronous: str = "FULL"
+    max_batch: int = 512
+    wait_max_s: float = 60.0
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``HUB_*`` variables from ``environ`` (default ``os.environ``), then overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get("HUB_" + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for settings that cannot work."""
+        if self.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ConfigError("HUB_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("HUB_MAX_BODY_BYTES must be at least 1024")
+        if self.token_max_age <= 0:
+            raise ConfigError("HUB_TOKEN_MAX_AGE must be positive")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The store URL: ``HUB_DATABASE_URL``, or a SQLite file in the data folder."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'hub.db'}"
+
+    def with_generated_secrets(self) -> Settings:
+        """Fill in a missing signing secret and API key from (or into) the data folder."""
+        updated = self
+        if not self.secret:
+            updated = replace(updated, secret=(self._kept("secret", "HUB_SECRET"),))
+        if not self.api_key:
+            updated = replace(updated, api_key=self._kept("api_key", "HUB_API_KEY"))
+        return updated
+
+    def _kept(self, name: str, variable: str) -> str:
+        path = self.data_dir / name
+        if path.exists():
+            value = path.read_text().strip()
+            if value:
+                logger.warning("%s is not set: using the one kept in %s", variable, path)
+                return value
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        # Written owner-only: the file is as sensitive as the variable it stands in for.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value + "\n")
+        logger.warning("%s is not set: generated one and kept it in %s", variable, path)
+        return value
+
+
+_INTS = {
+    "port",
+    "token_max_age",
+    "subscriber_token_max_age",
+    "max_body_bytes",
+    "max_batch",
+}
+_FLOATS = {"wait_max_s"}
+
+
+def _parse(name: str, raw: str) -> Any:
+    try:
+        if name == "secret":
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if name == "data_dir":
+            return Path(raw)
+        if name in _INTS:
+            return int(raw)
+        if name in _FLOATS:
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"HUB_{name.upper()} must be a number, not {raw!r}") from exc
+    return raw

@@ -1,0 +1,145 @@
+"""Converting between model objects and database rows, for every SQL store.
+
+JSON-valued columns (outputs, actions, error, metadata, raw) are stored as JSON text so the
+same rows work in SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from hub.models import (
+    Disposition,
+    Event,
+    EventType,
+    Source,
+    Status,
+    Task,
+    actions_from_data,
+    error_from_data,
+    outputs_from_data,
+)
+
+TASK_COLUMNS = (
+    "id, provider, external_id, parent_id, status, progress, outputs, actions, error, "
+    "metadata, created_at, updated_at, deadline_at, last_event_at"
+)
+EVENT_COLUMNS = (
+    "id, seq, task_id, provider, provider_task_id, type, status, provider_status, progress, "
+    "outputs, actions, error, disposition, source, received_at, raw"
+)
+
+
+def dumps(value: Any) -> str | None:
+    """Compact JSON, or None for empty values."""
+    if value is None or value == [] or value == {}:
+        return None
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def loads(value: Any) -> Any:
+    """Parse a JSON column (None stays None)."""
+    return json.loads(value) if value else None
+
+
+def task_values(task: Task) -> tuple[Any, ...]:
+    """A task as values in :data:`TASK_COLUMNS` order."""
+    return (
+        task.id,
+        task.provider,
+        task.external_id,
+        task.parent_id,
+        task.status.value,
+        task.progress,
+        dumps([asdict(o) for o in task.outputs]),
+        dumps([asdict(a) for a in task.actions]),
+        dumps(task.to_dict()["error"]),
+        dumps(task.metadata),
+        task.created_at,
+        task.updated_at,
+        task.deadline_at,
+        task.last_event_at,
+    )
+
+
+def task_state_values(task: Task) -> tuple[Any, ...]:
+    """The mutable part of a task, then its id: the parameters of an UPDATE."""
+    return (
+        task.external_id,
+        task.status.value,
+        task.progress,
+        dumps([asdict(o) for o in task.outputs]),
+        dumps([asdict(a) for a in task.actions]),
+        dumps(task.to_dict()["error"]),
+        task.updated_at,
+        task.last_event_at,
+        task.id,
+    )
+
+
+def event_values(event: Event, key: str) -> tuple[Any, ...]:
+    """An event as values in :data:`EVENT_COLUMNS` order, then its dedupe key."""
+    data = event.to_dict()
+    return (
+        event.id,
+        event.seq,
+        event.task_id,
+        event.provider,
+        event.provider_task_id,
+        data["type"],
+        data["status"],
+        event.provider_status,
+        event.progress,
+        dumps(data["outputs"]),
+        dumps(data["actions"]),
+        dumps(data["error"]),
+        event.disposition.value,
+        event.source.value,
+        event.received_at,
+        dumps(event.raw),
+        key,
+    )
+
+
+def task_from_row(row: Any) -> Task:
+    """A task from a row (any mapping by column name) selected with :data:`TASK_COLUMNS`."""
+    return Task(
+        id=row["id"],
+        provider=row["provider"],
+        status=Status(row["status"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        external_id=row["external_id"],
+        parent_id=row["parent_id"],
+        progress=row["progress"],
+        outputs=outputs_from_data(loads(row["outputs"])),
+        actions=actions_from_data(loads(row["actions"])),
+        error=error_from_data(loads(row["error"])),
+        metadata=loads(row["metadata"]) or {},
+        deadline_at=row["deadline_at"],
+        last_event_at=row["last_event_at"],
+    )
+
+
+def event_from_row(row: Any) -> Event:
+    """An event from a row selected with :data:`EVENT_COLUMNS`."""
+    return Event(
+        id=row["id"],
+        seq=row["seq"],
+        task_id=row["task_id"],
+        provider=row["provider"],
+        type=EventType(row["type"]) if row["type"] else None,
+        status=Status(row["status"]) if row["status"] else None,
+        disposition=Disposition(row["disposition"]),
+        source=Source(row["source"]),
+        received_at=row["received_at"],
+        provider_task_id=row["provider_task_id"],
+        provider_status=row["provider_status"],
+        progress=row["progress"],
+        outputs=outputs_from_data(loads(row["outputs"])),
+        actions=actions_from_data(loads(row["actions"])),
+        error=error_from_data(loads(row["error"])),
+        raw=loads(row["raw"]),
+    )

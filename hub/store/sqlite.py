@@ -1,0 +1,273 @@
+"""The default store: one SQLite file in WAL mode, written by a single connection.
+
+All writes arrive as batches from the group committer, so one ``BEGIN IMMEDIATE … COMMIT``
+makes a whole batch durable with one fsync. Reads use a second connection; WAL lets them run
+while a write is in progress.
+
+Durability (``synchronous``): ``FULL`` (the default) fsyncs the WAL at every commit, so an
+acknowledged webhook survives a process kill *and* a power loss or OS crash. ``NORMAL`` survives
+a process kill (the WAL is in the OS page cache) but the last commits may be lost on power loss.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from hub.errors import StoreUnavailable
+from hub.models import Event, Task
+from hub.state import dedupe_key
+from hub.store.base import Ingest, Store, TaskFilter, WriteOp, WriteResult
+from hub.store.migrations import migrations
+from hub.store.plan import (
+    Plan,
+    Planner,
+    Snapshot,
+    orphan_scope,
+    wanted_externals,
+    wanted_task_ids,
+)
+from hub.store.rows import (
+    EVENT_COLUMNS,
+    TASK_COLUMNS,
+    event_from_row,
+    event_values,
+    task_from_row,
+    task_state_values,
+    task_values,
+)
+
+_UPDATE_TASK = (
+    "UPDATE tasks SET external_id = ?, status = ?, progress = ?, outputs = ?, actions = ?, "
+    "error = ?, updated_at = ?, last_event_at = ? WHERE id = ?"
+)
+_INSERT_TASK = f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join('?' * 14)})"
+_INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}, dedupe_key) VALUES ({', '.join('?' * 17)})"
+_ATTACH_EVENT = "UPDATE events SET task_id = ?, seq = ?, type = ?, disposition = ? WHERE id = ?"
+
+
+class SQLiteStore(Store):
+    """Tasks and events in one SQLite file."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous.upper()
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._next_id = 1
+        self._next_seq = 1
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are explicit, one per batch.
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        self._writer.row_factory = aiosqlite.Row
+        await self._writer.execute("PRAGMA journal_mode=WAL")
+        await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
+        await self._writer.execute("PRAGMA busy_timeout=5000")
+        await self._migrate(self._writer)
+        await self._load_counters()
+        self._reader = await aiosqlite.connect(self.path)
+        self._reader.row_factory = aiosqlite.Row
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+        await self._reader.execute("PRAGMA query_only=1")
+
+    async def close(self) -> None:
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                await connection.close()
+        self._reader = self._writer = None
+
+    async def ping(self) -> None:
+        await self._read_one("SELECT 1", ())
+
+    async def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        db = self._db(self._writer)
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                plan = await self._plan(db, ops)
+                await self._save(db, plan)
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            await self._load_counters()
+            raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+        return plan.results
+
+    async def get_task(self, task_id: str) -> Task | None:
+        row = await self._read_one(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+        return task_from_row(row) if row else None
+
+    async def list_tasks(self, filters: TaskFilter) -> list[Task]:
+        clauses, params = [], []
+        for column, value in (
+            ("provider", filters.provider),
+            ("status", filters.status.value if filters.status else None),
+            ("external_id", filters.external_id),
+            ("parent_id", filters.parent_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if filters.before:
+            clauses.append("id < ?")
+            params.append(filters.before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._read(
+            f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY id DESC LIMIT ?",
+            (*params, filters.limit),
+        )
+        return [task_from_row(r) for r in rows]
+
+    async def task_events(self, task_id: str) -> list[Event]:
+        rows = await self._read(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE task_id = ? ORDER BY id", (task_id,)
+        )
+        return [event_from_row(r) for r in rows]
+
+    async def read_log(self, after_seq: int, limit: int = 1000) -> list[Event]:
+        rows = await self._read(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [event_from_row(r) for r in rows]
+
+    async def last_seq(self) -> int:
+        row = await self._read_one("SELECT COALESCE(MAX(seq), 0) AS s FROM events", ())
+        return int(row["s"]) if row else 0
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def _plan(self, db: aiosqlite.Connection, ops: Sequence[WriteOp]) -> Plan:
+        snapshot = Snapshot()
+        for row in await _select_in(
+            db, f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ", wanted_task_ids(ops)
+        ):
+            snapshot.add_task(task_from_row(row))
+        pairs = list(wanted_externals(ops, snapshot))
+        if pairs:
+            values = ", ".join("(?, ?)" for _ in pairs)
+            flat = [part for pair in pairs for part in pair]
+            cursor = await db.execute(
+                f"SELECT {TASK_COLUMNS} FROM tasks "
+                f"WHERE (provider, external_id) IN (VALUES {values})",
+                flat,
+            )
+            for row in await cursor.fetchall():
+                snapshot.add_task(task_from_row(row))
+            cursor = await db.execute(
+                f"SELECT {EVENT_COLUMNS}, dedupe_key FROM events WHERE task_id IS NULL "
+                f"AND (provider, provider_task_id) IN (VALUES {values}) ORDER BY id",
+                flat,
+            )
+            for row in await cursor.fetchall():
+                pair = (row["provider"], row["provider_task_id"])
+                snapshot.seen.add((orphan_scope(*pair), row["dedupe_key"]))
+                if row["disposition"] == "orphan":
+                    snapshot.orphans.setdefault(pair, []).append(
+                        (event_from_row(row), row["dedupe_key"])
+                    )
+        keys = {dedupe_key(op.update) for op in ops if isinstance(op, Ingest)}
+        if keys and snapshot.tasks:
+            for task_id, key in await _seen_keys(db, snapshot.tasks, keys):
+                snapshot.seen.add((task_id, key))
+        planner = Planner(snapshot, self._next_id, self._next_seq)
+        plan = planner.run(ops)
+        self._pending_counters = (planner.next_id, planner.next_seq)
+        return plan
+
+    async def _save(self, db: aiosqlite.Connection, plan: Plan) -> None:
+        if plan.new_tasks:
+            await db.executemany(_INSERT_TASK, [task_values(t) for t in plan.new_tasks.values()])
+        if plan.changed_tasks:
+            await db.executemany(
+                _UPDATE_TASK, [task_state_values(t) for t in plan.changed_tasks.values()]
+            )
+        if plan.new_events:
+            await db.executemany(_INSERT_EVENT, [event_values(e, k) for e, k in plan.new_events])
+        if plan.attached:
+            await db.executemany(
+                _ATTACH_EVENT,
+                [
+                    (e.task_id, e.seq, e.type.value if e.type else None, e.disposition.value, e.id)
+                    for e in plan.attached
+                ],
+            )
+        self._next_id, self._next_seq = self._pending_counters
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _load_counters(self) -> None:
+        db = self._db(self._writer)
+        cursor = await db.execute(
+            "SELECT COALESCE(MAX(id), 0) AS i, COALESCE(MAX(seq), 0) AS s FROM events"
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        self._next_id, self._next_seq = int(row["i"]) + 1, int(row["s"]) + 1
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY)")
+        cursor = await db.execute("SELECT version FROM schema_migrations")
+        done = {row["version"] for row in await cursor.fetchall()}
+        for version, sql in migrations("sqlite"):
+            if version in done:
+                continue
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(sql):
+                    await db.execute(statement)
+                await db.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        db = self._db(self._reader)
+        try:
+            cursor = await db.execute(sql, params)
+            return list(await cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
+
+    async def _read_one(self, sql: str, params: Sequence[Any]) -> Any:
+        rows = await self._read(sql, params)
+        return rows[0] if rows else None
+
+    @staticmethod
+    def _db(connection: aiosqlite.Connection | None) -> aiosqlite.Connection:
+        if connection is None:
+            raise StoreUnavailable("the store is not started (did you forget `async with hub`?)")
+        return connection
+
+
+async def _select_in(db: aiosqlite.Connection, prefix: str, values: Iterable[str]) -> list[Any]:
+    items = list(values)
+    if not items:
+        return []
+    cursor = await db.execute(prefix + f"({', '.join('?' * len(items))})", items)
+    return list(await cursor.fetchall())
+
+
+async def _seen_keys(
+    db: aiosqlite.Connection, task_ids: Iterable[str], keys: set[str]
+) -> list[tuple[str, str]]:
+    ids, wanted = list(task_ids), list(keys)
+    cursor = await db.execute(
+        f"SELECT task_id, dedupe_key FROM events WHERE task_id IN ({', '.join('?' * len(ids))}) "
+        f"AND dedupe_key IN ({', '.join('?' * len(wanted))})",
+        (*ids, *wanted),
+    )
+    return [(row["task_id"], row["dedupe_key"]) for row in await cursor.fetchall()]
+
+
+def _statements(sql: str) -> list[str]:
+    return [part.strip() for part in sql.split(";") if part.strip()]
