@@ -19,9 +19,10 @@ from hub.models import Event, Source, Status, Task, Update
 
 @dataclass(slots=True)
 class CreateTask:
-    """Register a new task (its id already minted)."""
+    """Register a new task (its id already minted); ``next_poll_at`` schedules its first poll."""
 
     task: Task
+    next_poll_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -68,6 +69,14 @@ class TaskFilter:
     limit: int = 50
 
 
+@dataclass(frozen=True, slots=True)
+class PollClaim:
+    """A task leased to one poller; ``attempts`` counts the polls made so far."""
+
+    task: Task
+    attempts: int
+
+
 class Store(ABC):
     """Durable tasks and events."""
 
@@ -106,3 +115,31 @@ class Store(ABC):
     @abstractmethod
     async def last_seq(self) -> int:
         """The highest committed ``seq`` (0 when the log is empty)."""
+
+    @abstractmethod
+    async def first_seq(self) -> int:
+        """The lowest ``seq`` still kept (``last_seq() + 1`` when the log is empty)."""
+
+    @abstractmethod
+    async def prune_log(self, before: float) -> int:
+        """Drop applied events of terminal tasks received before ``before``; returns how many.
+
+        Streams resuming from a pruned ``seq`` get a ``reset`` event instead of a replay.
+        """
+
+    @abstractmethod
+    async def claim_polls(
+        self, owner: str, now: float, lease_s: float, limit: int
+    ) -> list[PollClaim]:
+        """Lease up to ``limit`` non-terminal tasks whose poll or deadline is due at ``now``.
+
+        A task is due when ``next_poll_at <= now`` or ``deadline_at <= now``. A leased task is
+        not handed to another owner until ``lease_s`` has passed or :meth:`release_poll` runs,
+        so no task is polled by two processes at once.
+        """
+
+    @abstractmethod
+    async def release_poll(
+        self, task_id: str, owner: str, next_poll_at: float | None, attempts: int
+    ) -> None:
+        """End ``owner``'s lease and schedule the next poll (None: never again)."""

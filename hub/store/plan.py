@@ -53,6 +53,7 @@ class Plan:
     changed_tasks: dict[str, Task] = field(default_factory=dict)
     new_events: list[tuple[Event, str]] = field(default_factory=list)
     attached: list[Event] = field(default_factory=list)
+    first_polls: dict[str, float] = field(default_factory=dict)
 
     @property
     def emitted(self) -> list[Event]:
@@ -121,6 +122,8 @@ class Planner:
             return WriteResult(error=AlreadyBound(f"{key[0]} task {key[1]!r} is already bound"))
         self.snapshot.add_task(task)
         self.plan.new_tasks[task.id] = task
+        if op.next_poll_at is not None:
+            self.plan.first_polls[task.id] = op.next_poll_at
         created = self._event(
             task_id=task.id,
             provider=task.provider,

@@ -11,6 +11,7 @@ a process kill (the WAL is in the OS page cache) but the last commits may be los
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,9 +20,9 @@ from typing import Any
 import aiosqlite
 
 from hub.errors import StoreUnavailable
-from hub.models import Event, Task
+from hub.models import Event, Status, Task
 from hub.state import dedupe_key
-from hub.store.base import Ingest, Store, TaskFilter, WriteOp, WriteResult
+from hub.store.base import Ingest, PollClaim, Store, TaskFilter, WriteOp, WriteResult
 from hub.store.migrations import migrations
 from hub.store.plan import (
     Plan,
@@ -48,6 +49,8 @@ _UPDATE_TASK = (
 _INSERT_TASK = f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join('?' * 14)})"
 _INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}, dedupe_key) VALUES ({', '.join('?' * 17)})"
 _ATTACH_EVENT = "UPDATE events SET task_id = ?, seq = ?, type = ?, disposition = ? WHERE id = ?"
+_TERMINAL = tuple(s.value for s in Status if s.terminal)
+_NOT_TERMINAL = f"status NOT IN ({', '.join(repr(v) for v in _TERMINAL)})"
 
 
 class SQLiteStore(Store):
@@ -60,6 +63,10 @@ class SQLiteStore(Store):
         self._reader: aiosqlite.Connection | None = None
         self._next_id = 1
         self._next_seq = 1
+        self._pending_counters = (1, 1)
+        # One connection writes; statements from two coroutines must never share a
+        # transaction, so every write path holds this lock for its whole transaction.
+        self._write_lock = asyncio.Lock()
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,20 +93,88 @@ class SQLiteStore(Store):
         await self._read_one("SELECT 1", ())
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
-        db = self._db(self._writer)
-        try:
-            await db.execute("BEGIN IMMEDIATE")
+        async with self._write_lock:
+            db = self._db(self._writer)
             try:
-                plan = await self._plan(db, ops)
-                await self._save(db, plan)
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            await self._load_counters()
-            raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
-        return plan.results
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    plan = await self._plan(db, ops)
+                    await self._save(db, plan)
+                    await db.execute("COMMIT")
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                await self._load_counters()
+                raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+            self._next_id, self._next_seq = self._pending_counters
+            return plan.results
+
+    async def first_seq(self) -> int:
+        row = await self._read_one("SELECT MIN(seq) AS s FROM events", ())
+        if row is None or row["s"] is None:
+            return await self.last_seq() + 1
+        return int(row["s"])
+
+    async def prune_log(self, before: float) -> int:
+        return await self._simple_write(
+            "DELETE FROM events WHERE received_at < ? AND task_id IN "
+            f"(SELECT id FROM tasks WHERE NOT {_NOT_TERMINAL})",
+            (before,),
+        )
+
+    async def claim_polls(
+        self, owner: str, now: float, lease_s: float, limit: int
+    ) -> list[PollClaim]:
+        async with self._write_lock:
+            db = self._db(self._writer)
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor = await db.execute(
+                        f"SELECT {TASK_COLUMNS}, poll_attempts FROM tasks "
+                        f"WHERE {_NOT_TERMINAL} "
+                        "AND (next_poll_at <= ? OR deadline_at <= ?) "
+                        "AND (lease_until IS NULL OR lease_until < ?) "
+                        "ORDER BY COALESCE(next_poll_at, deadline_at) LIMIT ?",
+                        (now, now, now, limit),
+                    )
+                    rows = list(await cursor.fetchall())
+                    await db.executemany(
+                        "UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                        [(owner, now + lease_s, row["id"]) for row in rows],
+                    )
+                    await db.execute("COMMIT")
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+        return [PollClaim(task_from_row(row), int(row["poll_attempts"])) for row in rows]
+
+    async def release_poll(
+        self, task_id: str, owner: str, next_poll_at: float | None, attempts: int
+    ) -> None:
+        await self._simple_write(
+            "UPDATE tasks SET lease_owner = NULL, lease_until = NULL, next_poll_at = ?, "
+            "poll_attempts = ? WHERE id = ? AND lease_owner = ?",
+            (next_poll_at, attempts, task_id, owner),
+        )
+
+    async def _simple_write(self, sql: str, params: Sequence[Any]) -> int:
+        async with self._write_lock:
+            db = self._db(self._writer)
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor = await db.execute(sql, params)
+                    await db.execute("COMMIT")
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+            return int(cursor.rowcount)
 
     async def get_task(self, task_id: str) -> Task | None:
         row = await self._read_one(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
@@ -200,7 +275,11 @@ class SQLiteStore(Store):
                     for e in plan.attached
                 ],
             )
-        self._next_id, self._next_seq = self._pending_counters
+        if plan.first_polls:
+            await db.executemany(
+                "UPDATE tasks SET next_poll_at = ? WHERE id = ?",
+                [(when, task_id) for task_id, when in plan.first_polls.items()],
+            )
 
     # -- helpers -------------------------------------------------------------------------
 
