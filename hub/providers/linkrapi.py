@@ -44,9 +44,9 @@ class LinkrApiAdapter(Adapter):
     slug = "linkrapi"
 
     def parse_webhook(self, body: dict[str, Any]) -> Update:
-        raw_status = text(body.get("status"))
-        if raw_status is None:
-            raise PayloadError("LinkrAPI webhook without a 'status'")
+        raw_status = body.get("status")
+        if not isinstance(raw_status, str) or not raw_status:
+            raise PayloadError("LinkrAPI webhook without a string 'status'")
         status = STATUSES.get(raw_status.lower())
         error = None
         if status is Status.FAILED:

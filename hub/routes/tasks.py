@@ -105,6 +105,8 @@ def routes(hub: Hub) -> list[Route]:
     async def account_hook(request: Request) -> JSONResponse:
         require_api_key(request, hub.settings.api_key)
         provider = request.path_params["provider"]
+        if not get_adapter(provider).account_level:
+            raise ApiError(400, "not_account_level", f"{provider} takes a callback URL per task")
         url = hub.account_hook_url(provider, base_url=str(request.base_url))
         return JSONResponse({"provider": provider, "url": url})
 
