@@ -42,6 +42,16 @@ def require_api_key(request: Request, api_key: str | None) -> None:
         raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <api key>' is required")
 
 
+def request_base(request: Request) -> str:
+    """The URL the hub's routes are served under for this request, mount prefix included.
+
+    ``request.base_url`` names the outermost app; ``root_path`` carries every mount prefix
+    (and a proxy's ``--root-path``), which callback URLs must keep.
+    """
+    url = request.url
+    return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}"
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")

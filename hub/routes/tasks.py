@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hub.errors import PayloadError, WaitTimeout
-from hub.http import ApiError, read_json_object, require_api_key
+from hub.http import ApiError, read_json_object, request_base, require_api_key
 from hub.models import Status, Task
 from hub.providers import get_adapter
 from hub.store.base import TaskFilter
@@ -25,7 +25,7 @@ def routes(hub: Hub) -> list[Route]:
     limit = hub.settings.max_body_bytes
 
     def public(task: Task, request: Request) -> dict[str, Any]:
-        base = str(request.base_url)
+        base = request_base(request)
         data = task.to_dict()
         data["callback_url"] = hub.callback_url(task, base_url=base)
         data["events_url"] = hub.events_url(task, base_url=base)
@@ -107,7 +107,7 @@ def routes(hub: Hub) -> list[Route]:
         provider = request.path_params["provider"]
         if not get_adapter(provider).account_level:
             raise ApiError(400, "not_account_level", f"{provider} takes a callback URL per task")
-        url = hub.account_hook_url(provider, base_url=str(request.base_url))
+        url = hub.account_hook_url(provider, base_url=request_base(request))
         return JSONResponse({"provider": provider, "url": url})
 
     return [
