@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute
 
 from hub.errors import HubError
 from hub.http import error_response
-from hub.routes import health, hooks, tasks
+from hub.routes import health, hooks, metrics, tasks
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -33,6 +33,7 @@ def create_app(hub: Hub) -> Starlette:
     """A Starlette app serving ``hub``; its lifespan starts and stops the hub."""
     route_list: list[BaseRoute] = [
         *health.routes(hub),
+        *metrics.routes(hub),
         *tasks.routes(hub),
         *hooks.routes(hub),
     ]

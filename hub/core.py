@@ -19,7 +19,8 @@ from hub.bus import Bus, bus_from_url
 from hub.commit import GroupCommitter
 from hub.config import Settings
 from hub.dispatch import Dispatcher
-from hub.errors import ConfigError, TaskNotFound, WaitTimeout
+from hub.errors import ConfigError, HubError, TaskNotFound, WaitTimeout
+from hub.metrics import HubMetrics
 from hub.models import Event, Source, Status, Task, Update
 from hub.providers import get_adapter
 from hub.signing import Signer
@@ -74,6 +75,8 @@ class Hub:
         self.waiters = Waiters()
         self.dispatcher = Dispatcher(self.store)
         self.dispatcher.add_listener(self.waiters.on_event)
+        self.metrics = HubMetrics.for_hub(self)
+        self.bus.on_reconnect = self._bus_reconnected
         self._committer = GroupCommitter(
             self.store.write, self._publish, max_batch=settings.max_batch
         )
@@ -195,16 +198,24 @@ class Hub:
         source: Source = Source.WEBHOOK,
     ) -> WriteResult:
         """Store one provider report and apply it; returns once it is committed."""
-        return await self._committer.submit(
-            Ingest(
-                provider=provider,
-                update=update,
-                source=source,
-                received_at=time.time(),
-                raw=raw,
-                task_id=task_id,
+        try:
+            result = await self._committer.submit(
+                Ingest(
+                    provider=provider,
+                    update=update,
+                    source=source,
+                    received_at=time.time(),
+                    raw=raw,
+                    task_id=task_id,
+                )
             )
-        )
+        except HubError as exc:
+            if source is Source.WEBHOOK:
+                self.metrics.webhook(provider, exc.code)
+            raise
+        if source is Source.WEBHOOK:
+            self.metrics.webhook(provider, result.events[0].disposition.value)
+        return result
 
     async def wait(self, task_id: str, *, timeout: float) -> Task:
         """The task once it is terminal; at once if it already is.
@@ -256,6 +267,11 @@ class Hub:
         return f"{self.base_url(base_url)}/hooks/{quote(provider)}/account/{key}"
 
     # -- internals -----------------------------------------------------------------------
+
+    def _bus_reconnected(self) -> None:
+        # Messages published while the bus was away are only in the store: read it now.
+        self.metrics.bus_reconnects.inc()
+        self.dispatcher.request_catch_up()
 
     async def _publish(self, results: list[WriteResult]) -> None:
         seen: set[int] = set()

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from hub import Hub, Settings
+from tests.backends import postgres_url, redis_url  # noqa: F401  (fixtures)
 from tests.support import serve
 
 API_KEY = "test-api-key"

@@ -10,14 +10,28 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+from hub.errors import HubError
 from hub.models import Event
 
 #: Receives committed, applied events, in the order one publisher published them.
 EventSink = Callable[[list[Event]], None]
 
 
+class BusUnavailable(HubError):
+    """The bus is not connected; delivery falls back to reading the store."""
+
+    status_code = 503
+    code = "bus_unavailable"
+
+
 class Bus(ABC):
     """Carries committed events between hub processes."""
+
+    #: Called after a reconnect, when messages may have been lost meanwhile; the hub points it
+    #: at :meth:`hub.dispatch.Dispatcher.request_catch_up` so nothing waits for the next check.
+    on_reconnect: Callable[[], None] | None = None
+    #: Called with each received message's age in seconds, publish to receive (bus lag).
+    on_lag: Callable[[float], None] | None = None
 
     @abstractmethod
     async def start(self, sink: EventSink) -> None:

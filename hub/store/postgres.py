@@ -76,15 +76,23 @@ class PostgresStore(Store):
     ``?options=-csearch_path%3Dname``) puts the tables in another schema, created if missing.
     """
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        start_timeout: float = START_TIMEOUT,
+    ) -> None:
         self.dsn, self.server_settings, _ = split_url(url)
         self.min_size = min_size
         self.max_size = max_size
+        self.start_timeout = start_timeout
         self._pool: Any = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + START_TIMEOUT
+        deadline = loop.time() + self.start_timeout
         delay = 0.2
         while True:
             try:
