@@ -10,10 +10,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
 from hub.errors import HubError
 from hub.http import error_response
-from hub.routes import health, hooks, metrics, tasks
+from hub.routes import health, hooks, metrics, openapi, tasks
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -29,20 +30,23 @@ _HTTP_CODES = {
 }
 
 
-def create_app(hub: Hub) -> Starlette:
-    """A Starlette app serving ``hub``; its lifespan starts and stops the hub."""
+def create_app(hub: Hub) -> ASGIApp:
+    """The ASGI app serving ``hub``: webhooks first, then the Starlette router.
+
+    Its lifespan starts and stops the hub.
+    """
     route_list: list[BaseRoute] = [
         *health.routes(hub),
         *metrics.routes(hub),
         *tasks.routes(hub),
-        *hooks.routes(hub),
+        *openapi.routes(hub),
     ]
 
     async def hub_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HubError)
         if exc.status_code >= 500:
             logger.warning("%s %s: %s", request.method, request.url.path, exc.message)
-        return error_response(exc.status_code, exc.code, exc.message)
+        return error_response(exc.status_code, exc.code, exc.message, getattr(exc, "headers", None))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -55,7 +59,7 @@ def create_app(hub: Hub) -> Starlette:
             {"error": {"code": "internal", "message": "internal error"}}, status_code=500
         )
 
-    return Starlette(
+    router = Starlette(
         routes=route_list,
         exception_handlers={
             HubError: hub_error,
@@ -64,3 +68,4 @@ def create_app(hub: Hub) -> Starlette:
         },
         lifespan=hub.lifespan,
     )
+    return hooks.HookEndpoint(hub, router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -11,14 +12,22 @@ from starlette.responses import JSONResponse
 
 from hub.errors import HubError, PayloadError
 
+#: Deeper JSON is refused with 400: provider bodies nest a few levels, and deeper values would
+#: exhaust the recursion limit when a task is serialized (``dataclasses.asdict``).
+MAX_JSON_DEPTH = 64
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
 
 class ApiError(HubError):
     """An HTTP error with a status code and a machine-readable code."""
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
+    def __init__(
+        self, status_code: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
+        self.headers = headers
 
 
 def error_response(
@@ -52,7 +61,8 @@ def request_base(request: Request) -> str:
     return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}"
 
 
-def _is_json(content_type: str) -> bool:
+def is_json_content_type(content_type: str) -> bool:
+    """Whether a Content-Type header names JSON (``application/json`` or ``*/*+json``)."""
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
 
@@ -80,7 +90,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     """A JSON object body: 415 for another content type, 400 for bad UTF-8 or JSON, 422 for
     JSON that is not an object."""
-    if not _is_json(request.headers.get("content-type", "")):
+    if not is_json_content_type(request.headers.get("content-type", "")):
         raise ApiError(415, "unsupported_media_type", "the body must be application/json")
     return parse_json_object(await read_body(request, limit))
 
@@ -92,9 +102,41 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_utf8", "the body is not valid UTF-8") from None
     try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+        # NaN and Infinity are not JSON, and nothing downstream could render them back.
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError:  # also ints over 4300 digits, which int() refuses
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(400, "json_too_deep", "the body nests too deep to parse") from None
     if not isinstance(value, dict):
         raise PayloadError("the body must be a JSON object")
+    # Both checks are skipped by a C-speed scan for the common body, so the hot path pays ~1 us.
+    if text.count("{") + text.count("[") > MAX_JSON_DEPTH and _too_deep(value, MAX_JSON_DEPTH):
+        raise ApiError(400, "json_too_deep", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and not _encodable(value):
+        raise ApiError(400, "invalid_json", "the body holds an unpaired UTF-16 surrogate")
     return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _encodable(value: Any) -> bool:
+    # An escaped lone surrogate decodes to a str that cannot be stored or sent as UTF-8.
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False

@@ -98,7 +98,8 @@ def event_values(event: Event, key: str) -> tuple[Any, ...]:
         event.disposition.value,
         event.source.value,
         event.received_at,
-        dumps(event.raw),
+        # Webhook bodies arrive as JSON text: stored as received, not re-encoded.
+        event.raw if isinstance(event.raw, str) else dumps(event.raw),
         key,
     )
 

@@ -1,0 +1,219 @@
+"""Ingest benchmark: durable webhooks/s and latency, against two baselines in the same run.
+
+    python -m bench.ingest [--duration 10] [--connections 64] [--tasks 1000]
+
+Starts each server as its own uvicorn process (httptools + uvloop, one worker, access log
+off), drives it with ``wrk`` (``apt-get install wrk``) from the same machine, and prints
+requests/s, p50/p99 latency and the hub's ratio to each baseline. For the hub it then counts
+the events in the SQLite file: every acknowledged webhook must be there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "bench-key"
+
+LUA = """
+local paths = {}
+local n = 0
+local prefix = ""
+for line in io.lines("%(paths)s") do paths[#paths + 1] = line end
+function setup(thread)
+  thread:set("tid", tostring(math.random(1, 1e9)))
+end
+function init(args)
+  prefix = tid or "0"
+end
+function request()
+  n = n + 1
+  local body = '{"status":"running","progress":' .. (n %% 100) ..
+    ',"delivery_id":"' .. prefix .. "-" .. n .. '","pad":"%(pad)s"}'
+  return wrk.format("POST", paths[(n %% #paths) + 1],
+    {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/hooks/x/y", timeout=0.5)  # any answer will do
+            return proc
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def uvicorn_args(target: str, port: int, factory: bool = False) -> list[str]:
+    args = [sys.executable, "-m", "uvicorn", target, "--port", str(port)]
+    args += ["--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
+    return args + (["--factory"] if factory else [])
+
+
+def run_wrk(lua: Path, port: int, duration: int, connections: int) -> Result:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(lua),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return Result(
+        name="",
+        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=_latency(out, "50%"),
+        p99_ms=_latency(out, "99%"),
+        errors=int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0,
+    )
+
+
+def _latency(out: str, label: str) -> float:
+    match = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out)
+    assert match, out
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def bench_hub(work: Path, args: argparse.Namespace, pad: str) -> tuple[Result, int]:
+    port = free_port()
+    db = work / "hub.db"
+    env = {
+        "HUB_SECRET": "bench",
+        "HUB_API_KEY": API_KEY,
+        "HUB_DATABASE_URL": f"sqlite:///{db}",
+        "HUB_DATA_DIR": str(work),
+        "HUB_LOG_LEVEL": "warning",
+    }
+    proc = start(uvicorn_args("hub.asgi:create_app", port, factory=True), env, port)
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {API_KEY}"}
+        ) as client:
+            paths = []
+            for _ in range(args.tasks):
+                url = client.post("/v1/tasks", json={"provider": "generic"}).json()["callback_url"]
+                paths.append(httpx.URL(url).raw_path.decode())
+        lua = write_load(work, port, paths, pad)
+        run_wrk(lua, port, 1, args.connections)  # warm-up
+        before = count_webhook_events(db)
+        result = run_wrk(lua, port, args.duration, args.connections)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    return result, count_webhook_events(db) - before
+
+
+def count_webhook_events(db: Path) -> int:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return int(
+            conn.execute("SELECT COUNT(*) FROM events WHERE source = 'webhook'").fetchone()[0]
+        )
+
+
+def bench_app(work: Path, target: str, args: argparse.Namespace, pad: str) -> Result:
+    port = free_port()
+    proc = start(uvicorn_args(target, port), {}, port)
+    try:
+        paths = [f"/hooks/generic/task{i}" for i in range(args.tasks)]
+        lua = write_load(work, port, paths, pad)
+        run_wrk(lua, port, 1, args.connections)  # warm-up
+        return run_wrk(lua, port, args.duration, args.connections)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def write_load(work: Path, port: int, paths: list[str], pad: str) -> Path:
+    """A wrk script posting distinct webhooks round-robin over ``paths``."""
+    paths_file = work / f"paths-{port}.txt"
+    paths_file.write_text("\n".join(paths) + "\n")
+    lua = work / f"load-{port}.lua"
+    lua.write_text(LUA % {"paths": paths_file, "pad": pad})
+    return lua
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--body-bytes", type=int, default=1024)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench.ingest needs wrk: apt-get install wrk")
+    pad = "x" * max(0, args.body_bytes - 90)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        hub, stored = bench_hub(work, args, pad)
+        hub.name = "callback-hub (SQLite, FULL)"
+        events = bench_app(work, "bench.baselines:dict_of_events", args, pad)
+        events.name = "dict of asyncio.Event (no disk)"
+        bare = bench_app(work, "bench.baselines:bare_json", args, pad)
+        bare.name = "bare Starlette JSON endpoint"
+    print(
+        f"{args.duration}s per server, {args.connections} connections, "
+        f"{args.body_bytes}-byte bodies, {args.tasks} tasks, {os.cpu_count()} cores"
+    )
+    print(f"{'server':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for r in (hub, events, bare):
+        print(f"{r.name:36} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:8d}")
+    acknowledged = hub.requests - hub.errors
+    print(
+        f"hub: acknowledged {acknowledged}, stored {stored}, lost {max(0, acknowledged - stored)}"
+    )
+    print(
+        f"hub / dict of events: {hub.rps / events.rps:.2f}x; "
+        f"hub / bare JSON endpoint: {hub.rps / bare.rps:.2f}x"
+    )
+    if args.json:
+        print(json.dumps({r.name: r.__dict__ for r in (hub, events, bare)}))
+
+
+if __name__ == "__main__":
+    main()
