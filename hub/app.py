@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
@@ -14,7 +15,7 @@ from starlette.types import ASGIApp
 
 from hub.errors import HubError
 from hub.http import error_response
-from hub.routes import health, hooks, metrics, openapi, tasks
+from hub.routes import events, health, hooks, metrics, openapi, tasks
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -39,6 +40,7 @@ def create_app(hub: Hub) -> ASGIApp:
         *health.routes(hub),
         *metrics.routes(hub),
         *tasks.routes(hub),
+        *events.routes(hub),
         *openapi.routes(hub),
     ]
 
@@ -68,4 +70,15 @@ def create_app(hub: Hub) -> ASGIApp:
         },
         lifespan=hub.lifespan,
     )
-    return hooks.HookEndpoint(hub, router)
+    app: ASGIApp = router
+    origins = [o.strip() for o in hub.settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        # Browser pages on these origins may follow streams (EventSource) and read the API;
+        # GET only, and no cookies: stream tokens travel in the URL or a Bearer header.
+        app = CORSMiddleware(
+            router,
+            allow_origins=origins,
+            allow_methods=["GET"],
+            allow_headers=["Authorization", "Last-Event-ID", "Cache-Control"],
+        )
+    return hooks.HookEndpoint(hub, app)

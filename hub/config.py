@@ -40,6 +40,13 @@ class Settings:
     max_batch: int = 512
     wait_max_s: float = 60.0
     log_level: str = "info"
+    # Event streams (SSE) and the log they resume from.
+    sse_heartbeat_s: float = 15.0
+    sse_retry_ms: int = 3000
+    sse_max_streams: int = 10_000
+    sse_buffer_bytes: int = 1024 * 1024
+    cors_origins: str = ""
+    log_retention_s: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -63,6 +70,10 @@ class Settings:
             raise ConfigError("HUB_MAX_BODY_BYTES must be at least 1024")
         if self.token_max_age <= 0:
             raise ConfigError("HUB_TOKEN_MAX_AGE must be positive")
+        if self.sse_heartbeat_s < 0 or self.sse_retry_ms < 0:
+            raise ConfigError("HUB_SSE_HEARTBEAT_S and HUB_SSE_RETRY_MS must not be negative")
+        if self.sse_max_streams < 1 or self.sse_buffer_bytes < 4096:
+            raise ConfigError("HUB_SSE_MAX_STREAMS must be >= 1, HUB_SSE_BUFFER_BYTES >= 4096")
 
     @property
     def effective_database_url(self) -> str:
@@ -101,8 +112,11 @@ _INTS = {
     "subscriber_token_max_age",
     "max_body_bytes",
     "max_batch",
+    "sse_retry_ms",
+    "sse_max_streams",
+    "sse_buffer_bytes",
 }
-_FLOATS = {"wait_max_s"}
+_FLOATS = {"wait_max_s", "sse_heartbeat_s", "log_retention_s"}
 
 
 def _parse(name: str, raw: str) -> Any:

@@ -24,6 +24,9 @@ from hub.metrics import HubMetrics
 from hub.models import Event, Source, Status, Task, Update
 from hub.providers import get_adapter
 from hub.signing import Signer
+from hub.sse import FanOut
+from hub.sse.retention import Pruner
+from hub.sse.signals import on_termination
 from hub.store import Store, store_from_url
 from hub.store.base import Bind, CreateTask, Ingest, TaskFilter, WriteResult
 from hub.waiters import Waiters
@@ -75,6 +78,16 @@ class Hub:
         self.waiters = Waiters()
         self.dispatcher = Dispatcher(self.store)
         self.dispatcher.add_listener(self.waiters.on_event)
+        # One listener feeds every local event stream (hub/sse), however many there are.
+        self.fanout = FanOut(
+            self.store,
+            lambda: self.dispatcher.cursor,
+            heartbeat_s=settings.sse_heartbeat_s,
+            buffer_bytes=settings.sse_buffer_bytes,
+            max_streams=settings.sse_max_streams,
+        )
+        self.dispatcher.add_listener(self.fanout.on_event)
+        self.pruner = Pruner(self.store, settings.log_retention_s)
         self.metrics = HubMetrics.for_hub(self)
         self.bus.on_reconnect = self._bus_reconnected
         self._committer = GroupCommitter(
@@ -92,6 +105,8 @@ class Hub:
         await self.store.start()
         await self.dispatcher.start()
         await self.bus.start(self.dispatcher.on_bus)
+        self.fanout.start()
+        self.pruner.start()
         self._committer.start()
         self._started = True
 
@@ -100,9 +115,11 @@ class Hub:
         if not self._started:
             return
         self._started = False
+        await self.fanout.close()  # streams end first: clients resume elsewhere
         await self._committer.close()
         await self.dispatcher.close()
         await self.bus.close()
+        await self.pruner.close()
         await self.store.close()
 
     async def __aenter__(self) -> Hub:
@@ -121,7 +138,10 @@ class Hub:
     async def lifespan(self, app: object = None) -> AsyncIterator[None]:
         """A Starlette/FastAPI lifespan that runs the hub; combine it with the host's own."""
         async with self:
-            yield
+            # SIGTERM ends open streams at once; the server would otherwise wait for them
+            # before it lets this lifespan shut down.
+            with on_termination(self.fanout.drain):
+                yield
 
     @property
     def app(self) -> ASGIApp:
