@@ -20,6 +20,8 @@ except ImportError as exc:  # pragma: no cover - exercised by the missing-extra 
 
 from hub.store.migrations import migrations
 
+__all__ = ["CONNECTION_ERRORS", "DATABASE_ERRORS", "asyncpg", "migrate", "split_url"]
+
 #: Failures that mean "the database is not reachable right now", not "the query is wrong".
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,

@@ -18,13 +18,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
-
 from hub.errors import StoreUnavailable
 from hub.models import Event, Status, Task
 from hub.state import dedupe_key
 from hub.store.base import Ingest, PollClaim, Store, TaskFilter, WriteOp, WriteResult
-from hub.store.pgconn import CONNECTION_ERRORS, DATABASE_ERRORS, migrate, split_url
+from hub.store.pgconn import CONNECTION_ERRORS, DATABASE_ERRORS, asyncpg, migrate, split_url
 from hub.store.plan import (
     Plan,
     Planner,
