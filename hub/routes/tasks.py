@@ -12,6 +12,7 @@ from hub.errors import PayloadError, WaitTimeout
 from hub.http import ApiError, read_json_object, request_base, require_api_key
 from hub.models import Status, Task
 from hub.providers import get_adapter
+from hub.routes import submit
 from hub.store.base import TaskFilter
 
 if TYPE_CHECKING:
@@ -45,12 +46,16 @@ def routes(hub: Hub) -> list[Route]:
             isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0
         ):
             raise PayloadError("'deadline_s' must be a positive number of seconds")
-        task = await hub.register(
-            provider,
-            external_id=_string(body, "external_id"),
-            metadata=metadata,
-            deadline_s=deadline,
-            parent_id=_string(body, "parent_id"),
+        task = await (
+            submit.submit_task(hub, request, provider, body, metadata=metadata, deadline_s=deadline)
+            if body.get("submit") is not None  # register, then start it at the provider
+            else hub.register(
+                provider,
+                external_id=_string(body, "external_id"),
+                metadata=metadata,
+                deadline_s=deadline,
+                parent_id=_string(body, "parent_id"),
+            )
         )
         return JSONResponse(public(task, request), status_code=201)
 
@@ -116,6 +121,7 @@ def routes(hub: Hub) -> list[Route]:
         Route("/v1/tasks/{task_id}", get_task, methods=["GET"]),
         Route("/v1/tasks/{task_id}/bind", bind, methods=["POST"]),
         Route("/v1/providers/{provider}/account-hook", account_hook, methods=["GET"]),
+        *submit.routes(hub, public),
     ]
 
 

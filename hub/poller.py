@@ -1,0 +1,183 @@
+"""The polling fallback: ask the provider about tasks whose webhooks may have been lost.
+
+Every ``poll_tick_s`` the poller leases the tasks that are due (``Store.claim_polls``: their
+``next_poll_at`` or deadline has come; a lease keeps two processes from polling one task at
+once) and, for each:
+
+* past its deadline: one last status check, and if that shows nothing final, a
+  ``timed_out`` update (source ``hub``, category ``timeout``);
+* heard from within ``poll_after_s``: no call, just a later poll (webhooks are doing the job);
+* otherwise: the provider's status endpoint, through the same adapter parser and state machine
+  as a webhook (source ``poll``). A lost webhook still completes the task; a late webhook after
+  the poll is a harmless duplicate. Polls back off exponentially up to ``poll_max_interval_s``
+  while nothing changes, and a 429 pauses every poll of that provider for its ``Retry-After``.
+
+On start-up :meth:`Poller.reconcile` checks every task in flight at once, so tasks whose
+webhooks arrived while the hub was down are brought up to date without waiting for a poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from hub.errors import HubError
+from hub.models import ErrorCategory, ErrorInfo, Source, Status, Task, Update
+from hub.providers.client import ProviderError, ProviderRateLimited
+from hub.providers.clients import ProviderClients
+from hub.store.base import PollClaim, TaskFilter
+
+if TYPE_CHECKING:
+    from hub.core import Hub
+
+logger = logging.getLogger("hub.poller")
+
+LEASE_S = 120.0
+BATCH = 50
+PARALLEL = 8
+_IN_FLIGHT = (Status.QUEUED, Status.RUNNING, Status.AWAITING_INPUT)
+
+
+class Poller:
+    """Polls overdue tasks and enforces deadlines for one hub process."""
+
+    def __init__(self, hub: Hub, clients: ProviderClients) -> None:
+        self.hub = hub
+        self.clients = clients
+        self.settings = hub.settings
+        self.owner = f"poller-{uuid.uuid4().hex[:12]}"
+        self._paused_until: dict[str, float] = {}
+        self._gate = asyncio.Semaphore(PARALLEL)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Reconcile tasks in flight, then poll every ``poll_tick_s``."""
+        self._tasks = [
+            asyncio.create_task(self._reconcile_quietly(), name="hub-reconcile"),
+            asyncio.create_task(self._run(), name="hub-poller"),
+        ]
+
+    async def close(self) -> None:
+        """Stop polling; a lease left behind expires on its own."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def tick(self, now: float | None = None) -> int:
+        """Poll what is due now; returns how many tasks were leased."""
+        now = time.time() if now is None else now
+        claims = await self.hub.store.claim_polls(self.owner, now, LEASE_S, BATCH)
+        if claims:
+            await asyncio.gather(*(self._handle(claim) for claim in claims))
+        return len(claims)
+
+    async def reconcile(self) -> int:
+        """Check every bound task in flight with its provider; returns how many were asked."""
+        due: list[Task] = []
+        for status in _IN_FLIGHT:
+            cursor: str | None = None
+            while True:
+                page = await self.hub.store.list_tasks(
+                    TaskFilter(status=status, before=cursor, limit=200)
+                )
+                due += [t for t in page if t.external_id and self.clients.get(t.provider)]
+                if len(page) < 200:
+                    break
+                cursor = page[-1].id
+        await asyncio.gather(*(self._check(task) for task in due))
+        if due:
+            logger.info("reconciled %d task(s) in flight", len(due))
+        return len(due)
+
+    # -- internals -----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # the store may be briefly unavailable; try again next tick
+                logger.warning("poll tick failed", exc_info=True)
+            await asyncio.sleep(self.settings.poll_tick_s)
+
+    async def _reconcile_quietly(self) -> None:
+        try:
+            await self.reconcile()
+        except Exception:
+            logger.warning("start-up reconciliation failed", exc_info=True)
+
+    async def _handle(self, claim: PollClaim) -> None:
+        task = claim.task
+        try:
+            next_at, attempts = await self._poll(task, claim.attempts)
+        except Exception:  # one bad task must not stop the others
+            logger.warning("polling %s failed", task.id, exc_info=True)
+            next_at, attempts = time.time() + self._interval(claim.attempts), claim.attempts + 1
+        await self.hub.store.release_poll(task.id, self.owner, next_at, attempts)
+
+    async def _poll(self, task: Task, attempts: int) -> tuple[float | None, int]:
+        now = time.time()
+        if task.deadline_at is not None and now >= task.deadline_at:
+            await self._expire(task)
+            return None, attempts
+        if self.clients.get(task.provider) is None:
+            return None, attempts  # no API to ask: only the deadline can end it
+        if task.external_id is None:
+            return now + self._interval(attempts), attempts + 1  # not bound yet: ask later
+        heard = task.last_event_at or task.created_at
+        if now - heard < self.settings.poll_after_s:
+            return heard + self.settings.poll_after_s, attempts
+        paused = self._paused_until.get(task.provider, 0.0)
+        if now < paused:
+            return paused, attempts
+        outcome = await self._check(task)
+        if outcome is None:
+            return now + self._interval(attempts), attempts + 1
+        if outcome.terminal:
+            return None, attempts
+        # Something changed: keep the pace; nothing did: back off.
+        moved = outcome.updated_at > task.updated_at
+        return now + self._interval(0 if moved else attempts), 0 if moved else attempts + 1
+
+    async def _check(self, task: Task) -> Task | None:
+        """Fetch ``task``'s status and apply it; None when the provider could not say."""
+        client = self.clients.get(task.provider)
+        if client is None or task.external_id is None:
+            return None
+        async with self._gate:
+            try:
+                fetched = await client.fetch(task.external_id)
+            except ProviderRateLimited as exc:
+                pause = exc.retry_after if exc.retry_after is not None else self._interval(1)
+                self._paused_until[task.provider] = time.time() + pause
+                return None
+            except (ProviderError, HubError) as exc:
+                logger.info("status of %s at %s: %s", task.id, task.provider, exc.message)
+                return None
+        result = await self.hub.receive(
+            task.provider, fetched.update, task_id=task.id, raw=fetched.raw, source=Source.POLL
+        )
+        return result.task
+
+    async def _expire(self, task: Task) -> None:
+        checked = await self._check(task) if task.external_id else None
+        if checked is not None and checked.terminal:
+            return
+        update = Update(
+            status=Status.TIMED_OUT,
+            provider_status="deadline",
+            error=ErrorInfo(
+                ErrorCategory.TIMEOUT, "no result before the task's deadline", "deadline", True
+            ),
+        )
+        await self.hub.receive(task.provider, update, task_id=task.id, source=Source.HUB)
+
+    def _interval(self, attempts: int) -> float:
+        interval = self.settings.poll_after_s * 2.0 ** min(attempts, 16)
+        return float(min(self.settings.poll_max_interval_s, interval))
