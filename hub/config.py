@@ -47,6 +47,25 @@ class Settings:
     sse_buffer_bytes: int = 1024 * 1024
     cors_origins: str = ""
     log_retention_s: float = 0.0
+    # Provider APIs (submit, polling, actions): base URLs default to the real services.
+    linkrapi_url: str = "https://linkrapi.com"
+    linkrapi_key: str | None = None
+    midjourney_api_url: str = "https://api.midjourney-api.com"
+    midjourney_api_key: str | None = None
+    imagineapi_url: str = "https://cl.imagineapi.dev"
+    imagineapi_key: str | None = None
+    midapi_url: str = "https://api.midapi.ai"
+    midapi_key: str | None = None
+    provider_concurrency: str = ""
+    provider_timeout_s: float = 30.0
+    submit_attempts: int = 5
+    submit_backoff_s: float = 1.0
+    submit_backoff_max_s: float = 30.0
+    # Polling fallback and deadlines.
+    task_deadline_s: float = 3600.0
+    poll_after_s: float = 60.0
+    poll_max_interval_s: float = 600.0
+    poll_tick_s: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -74,6 +93,11 @@ class Settings:
             raise ConfigError("HUB_SSE_HEARTBEAT_S and HUB_SSE_RETRY_MS must not be negative")
         if self.sse_max_streams < 1 or self.sse_buffer_bytes < 4096:
             raise ConfigError("HUB_SSE_MAX_STREAMS must be >= 1, HUB_SSE_BUFFER_BYTES >= 4096")
+        for name in ("poll_after_s", "poll_max_interval_s", "poll_tick_s", "provider_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"HUB_{name.upper()} must be positive")
+        if self.submit_attempts < 1:
+            raise ConfigError("HUB_SUBMIT_ATTEMPTS must be at least 1")
 
     @property
     def effective_database_url(self) -> str:
@@ -115,8 +139,20 @@ _INTS = {
     "sse_retry_ms",
     "sse_max_streams",
     "sse_buffer_bytes",
+    "submit_attempts",
 }
-_FLOATS = {"wait_max_s", "sse_heartbeat_s", "log_retention_s"}
+_FLOATS = {
+    "wait_max_s",
+    "sse_heartbeat_s",
+    "log_retention_s",
+    "provider_timeout_s",
+    "submit_backoff_s",
+    "submit_backoff_max_s",
+    "task_deadline_s",
+    "poll_after_s",
+    "poll_max_interval_s",
+    "poll_tick_s",
+}
 
 
 def _parse(name: str, raw: str) -> Any:

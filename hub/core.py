@@ -22,13 +22,16 @@ from hub.dispatch import Dispatcher
 from hub.errors import ConfigError, HubError, TaskNotFound, WaitTimeout
 from hub.metrics import HubMetrics
 from hub.models import Event, Source, Status, Task, Update
+from hub.poller import Poller
 from hub.providers import get_adapter
+from hub.providers.clients import ProviderClients
 from hub.signing import Signer
 from hub.sse import FanOut
 from hub.sse.retention import Pruner
 from hub.sse.signals import on_termination
 from hub.store import Store, store_from_url
 from hub.store.base import Bind, CreateTask, Ingest, TaskFilter, WriteResult
+from hub.submit import Submitter
 from hub.waiters import Waiters
 
 logger = logging.getLogger("hub")
@@ -93,6 +96,9 @@ class Hub:
         self._committer = GroupCommitter(
             self.store.write, self._publish, max_batch=settings.max_batch
         )
+        self.providers = ProviderClients(settings)
+        self.poller = Poller(self, self.providers)
+        self._submitter = Submitter(self, self.providers)
         self._app: ASGIApp | None = None
         self._started = False
 
@@ -108,7 +114,9 @@ class Hub:
         self.fanout.start()
         self.pruner.start()
         self._committer.start()
+        await self.providers.start()
         self._started = True
+        await self.poller.start()
 
     async def close(self) -> None:
         """Commit what is queued, then close the bus and the store."""
@@ -116,7 +124,9 @@ class Hub:
             return
         self._started = False
         await self.fanout.close()  # streams end first: clients resume elsewhere
+        await self.poller.close()
         await self._committer.close()
+        await self.providers.close()
         await self.dispatcher.close()
         await self.bus.close()
         await self.pruner.close()
@@ -182,7 +192,9 @@ class Hub:
             metadata=dict(metadata or {}),
             deadline_at=now + deadline_s if deadline_s else None,
         )
-        result = await self._committer.submit(CreateTask(task))
+        # The first poll is due once the task has been silent for poll_after_s.
+        op = CreateTask(task, next_poll_at=now + self.settings.poll_after_s)
+        result = await self._committer.submit(op)
         assert result.task is not None
         return result.task
 
@@ -191,6 +203,52 @@ class Hub:
         result = await self._committer.submit(Bind(task_id, external_id))
         assert result.task is not None
         return result.task
+
+    async def submit(
+        self,
+        provider: str,
+        *,
+        prompt: str,
+        options: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        deadline_s: float | None = None,
+        base_url: str | None = None,
+    ) -> Task:
+        """Register a task and start it at ``provider`` with its callback URL wired in.
+
+        ``options`` are provider fields sent as they are (``mode``, ``aspectRatio``…). Returns
+        the bound task, or the task ``failed`` when the provider refused the prompt (content
+        policy: category ``moderation``, with the provider's message). Raises a
+        :class:`~hub.providers.client.ProviderError` (``.task`` set) when the credentials are
+        refused or the provider stays unavailable or rate limited through the retries.
+        """
+        return await self._submitter.submit(
+            provider,
+            prompt=prompt,
+            options=options,
+            metadata=metadata,
+            deadline_s=deadline_s,
+            base_url=base_url,
+        )
+
+    async def action(
+        self,
+        task_id: str,
+        kind: str,
+        *,
+        index: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        deadline_s: float | None = None,
+        base_url: str | None = None,
+    ) -> Task:
+        """Start ``upscale``/``variation`` (``index`` 1-4) or ``reroll`` on a finished task.
+
+        The follow-up is a child task (``parent_id`` = ``task_id``) with its own callback URL;
+        it is returned bound, and completes like any other task.
+        """
+        return await self._submitter.action(
+            task_id, kind, index=index, metadata=metadata, deadline_s=deadline_s, base_url=base_url
+        )
 
     async def get(self, task_id: str) -> Task:
         """The task; raises :class:`~hub.errors.TaskNotFound`."""
