@@ -8,7 +8,7 @@ state. Everything a subscriber, a waiter or the HTTP API sees is one of these ty
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -118,6 +118,10 @@ class Output:
     role: str = "image"  # grid | image | upscale | video | thumbnail | preview
     index: int | None = None
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (``dataclasses.asdict`` deep-copies; this is the hot path)."""
+        return {"url": self.url, "role": self.role, "index": self.index}
+
 
 @dataclass(frozen=True, slots=True)
 class Action:
@@ -126,6 +130,10 @@ class Action:
     kind: str  # upscale | variation | reroll | other
     index: int | None = None
     provider_ref: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return {"kind": self.kind, "index": self.index, "provider_ref": self.provider_ref}
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +187,22 @@ class Task:
 
     def to_dict(self) -> dict[str, Any]:
         """The task as plain JSON-ready data."""
-        data = asdict(self)
-        data["status"] = self.status.value
-        data["error"] = _error_dict(self.error)
-        return data
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "status": self.status.value,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "external_id": self.external_id,
+            "parent_id": self.parent_id,
+            "progress": self.progress,
+            "outputs": [o.as_dict() for o in self.outputs],
+            "actions": [a.as_dict() for a in self.actions],
+            "error": error_dict(self.error),
+            "metadata": self.metadata,
+            "deadline_at": self.deadline_at,
+            "last_event_at": self.last_event_at,
+        }
 
 
 @dataclass(slots=True)
@@ -219,9 +239,9 @@ class Event:
             "status": self.status.value if self.status else None,
             "provider_status": self.provider_status,
             "progress": self.progress,
-            "outputs": [asdict(o) for o in self.outputs],
-            "actions": [asdict(a) for a in self.actions],
-            "error": _error_dict(self.error),
+            "outputs": [o.as_dict() for o in self.outputs],
+            "actions": [a.as_dict() for a in self.actions],
+            "error": error_dict(self.error),
             "disposition": self.disposition.value,
             "source": self.source.value,
             "received_at": self.received_at,
@@ -237,7 +257,8 @@ class Event:
         return self._encoded
 
 
-def _error_dict(error: ErrorInfo | None) -> dict[str, Any] | None:
+def error_dict(error: ErrorInfo | None) -> dict[str, Any] | None:
+    """An error as plain JSON-ready data (None stays None)."""
     if error is None:
         return None
     return {

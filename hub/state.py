@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from hub.models import Disposition, EventType, Status, Task, Update
 
@@ -37,7 +37,7 @@ def dedupe_key(update: Update) -> str:
     content = [
         update.status.value if update.status else update.provider_status,
         update.progress,
-        [asdict(o) for o in update.outputs],
+        [o.as_dict() for o in update.outputs],
         update.error.code if update.error else None,
         update.error.message if update.error else None,
     ]

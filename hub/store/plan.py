@@ -94,6 +94,28 @@ def wanted_externals(ops: Sequence[WriteOp], snapshot: Snapshot) -> set[tuple[st
     return pairs
 
 
+def seen_candidates(ops: Sequence[WriteOp], snapshot: Snapshot) -> set[tuple[str, str]]:
+    """The (scope, dedupe key) pairs a batch may repeat: look these up exactly, not as the
+    cross product of scopes and keys, which grows with the square of the batch."""
+    pairs: set[tuple[str, str]] = set()
+    for op in ops:
+        if not isinstance(op, Ingest):
+            continue
+        key = dedupe_key(op.update)
+        task_id = op.task_id
+        ref = op.update.client_ref
+        external = op.update.provider_task_id
+        if task_id is None and ref in snapshot.tasks:
+            task_id = ref
+        if task_id is None and external:
+            task_id = snapshot.by_external.get((op.provider, external))
+        if task_id is not None:
+            pairs.add((task_id, key))
+        elif external:
+            pairs.add((orphan_scope(op.provider, external), key))
+    return pairs
+
+
 class Planner:
     """Decides a batch in memory; ``next_id``/``next_seq`` are the store's counters."""
 

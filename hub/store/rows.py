@@ -7,7 +7,6 @@ same rows work in SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Any
 
 from hub.models import (
@@ -18,6 +17,7 @@ from hub.models import (
     Status,
     Task,
     actions_from_data,
+    error_dict,
     error_from_data,
     outputs_from_data,
 )
@@ -53,9 +53,9 @@ def task_values(task: Task) -> tuple[Any, ...]:
         task.parent_id,
         task.status.value,
         task.progress,
-        dumps([asdict(o) for o in task.outputs]),
-        dumps([asdict(a) for a in task.actions]),
-        dumps(task.to_dict()["error"]),
+        dumps([o.as_dict() for o in task.outputs]),
+        dumps([a.as_dict() for a in task.actions]),
+        dumps(error_dict(task.error)),
         dumps(task.metadata),
         task.created_at,
         task.updated_at,
@@ -70,9 +70,9 @@ def task_state_values(task: Task) -> tuple[Any, ...]:
         task.external_id,
         task.status.value,
         task.progress,
-        dumps([asdict(o) for o in task.outputs]),
-        dumps([asdict(a) for a in task.actions]),
-        dumps(task.to_dict()["error"]),
+        dumps([o.as_dict() for o in task.outputs]),
+        dumps([a.as_dict() for a in task.actions]),
+        dumps(error_dict(task.error)),
         task.updated_at,
         task.last_event_at,
         task.id,

@@ -21,14 +21,14 @@ import aiosqlite
 
 from hub.errors import StoreUnavailable
 from hub.models import Event, Status, Task
-from hub.state import dedupe_key
-from hub.store.base import Ingest, PollClaim, Store, TaskFilter, WriteOp, WriteResult
+from hub.store.base import PollClaim, Store, TaskFilter, WriteOp, WriteResult
 from hub.store.migrations import migrations
 from hub.store.plan import (
     Plan,
     Planner,
     Snapshot,
     orphan_scope,
+    seen_candidates,
     wanted_externals,
     wanted_task_ids,
 )
@@ -249,10 +249,15 @@ class SQLiteStore(Store):
                     snapshot.orphans.setdefault(pair, []).append(
                         (event_from_row(row), row["dedupe_key"])
                     )
-        keys = {dedupe_key(op.update) for op in ops if isinstance(op, Ingest)}
-        if keys and snapshot.tasks:
-            for task_id, key in await _seen_keys(db, snapshot.tasks, keys):
-                snapshot.seen.add((task_id, key))
+        candidates = [c for c in seen_candidates(ops, snapshot) if c not in snapshot.seen]
+        for start in range(0, len(candidates), 400):  # stay under SQLite's variable limit
+            chunk = candidates[start : start + 400]
+            cursor = await db.execute(
+                "SELECT task_id, dedupe_key FROM events WHERE "
+                + " OR ".join("(task_id = ? AND dedupe_key = ?)" for _ in chunk),
+                [part for pair in chunk for part in pair],
+            )
+            snapshot.seen.update((row[0], row[1]) for row in await cursor.fetchall())
         planner = Planner(snapshot, self._next_id, self._next_seq)
         plan = planner.run(ops)
         self._pending_counters = (planner.next_id, planner.next_seq)
@@ -334,18 +339,6 @@ async def _select_in(db: aiosqlite.Connection, prefix: str, values: Iterable[str
         return []
     cursor = await db.execute(prefix + f"({', '.join('?' * len(items))})", items)
     return list(await cursor.fetchall())
-
-
-async def _seen_keys(
-    db: aiosqlite.Connection, task_ids: Iterable[str], keys: set[str]
-) -> list[tuple[str, str]]:
-    ids, wanted = list(task_ids), list(keys)
-    cursor = await db.execute(
-        f"SELECT task_id, dedupe_key FROM events WHERE task_id IN ({', '.join('?' * len(ids))}) "
-        f"AND dedupe_key IN ({', '.join('?' * len(wanted))})",
-        (*ids, *wanted),
-    )
-    return [(row["task_id"], row["dedupe_key"]) for row in await cursor.fetchall()]
 
 
 def _statements(sql: str) -> list[str]:
