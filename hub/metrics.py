@@ -7,8 +7,6 @@ process, as usual with Prometheus: sum them over replicas in the query.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -79,6 +77,7 @@ class HubMetrics:
         """Metrics wired to ``hub``: gauges read its state at scrape time, the bus reports lag."""
         metrics = cls()
         metrics.waiters.set_function(lambda: len(hub.waiters))
+        metrics.open_streams.set_function(lambda: len(hub.fanout))
         metrics.delivered_seq.set_function(lambda: hub.dispatcher.cursor)
         hub.bus.on_lag = metrics.bus_lag.observe
         return metrics
@@ -92,15 +91,6 @@ class HubMetrics:
     def poll_call(self, provider: str, outcome: str) -> None:
         """Count one status poll (for the poller): ``outcome`` such as ``ok`` or ``error``."""
         self.poll_calls.labels(provider, outcome).inc()
-
-    @contextlib.contextmanager
-    def stream(self) -> Iterator[None]:
-        """Count an SSE stream as open for the duration of the ``with`` block."""
-        self.open_streams.inc()
-        try:
-            yield
-        finally:
-            self.open_streams.dec()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -91,14 +91,23 @@ async def test_metrics_count_webhooks_duplicates_and_waiters(
         assert metric_value(text, "hub_bus_lag_seconds_count") >= 1
 
 
-async def test_stream_and_poll_hooks(served: tuple[Hub, httpx.AsyncClient]) -> None:
+async def test_open_streams_and_poll_calls(served: tuple[Hub, httpx.AsyncClient]) -> None:
     hub, client = served
-    with hub.metrics.stream(), hub.metrics.stream():
-        hub.metrics.poll_call("linkrapi", "ok")
-        text = (await client.get("/metrics")).text
-        assert metric_value(text, "hub_open_streams") == 2
-        assert metric_value(text, "hub_poll_calls_total", provider="linkrapi", outcome="ok") == 1
-    assert metric_value((await client.get("/metrics")).text, "hub_open_streams") == 0
+
+    def streams(count: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            text = (await client.get("/metrics")).text
+            return metric_value(text, "hub_open_streams") == count
+
+        return check
+
+    async with client.stream("GET", "/v1/events") as response:
+        assert response.status_code == 200
+        await until(streams(1), what="hub_open_streams to count the stream")
+    await until(streams(0), what="hub_open_streams to drop when the stream ends")
+    hub.metrics.poll_call("linkrapi", "ok")
+    text = (await client.get("/metrics")).text
+    assert metric_value(text, "hub_poll_calls_total", provider="linkrapi", outcome="ok") == 1
 
 
 def test_each_hub_has_its_own_registry() -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import aconnect_sse
 
 from hub.models import Status, Task
 from hub.store.base import CreateTask
@@ -43,14 +46,93 @@ async def cluster(
         await asyncio.gather(*(asyncio.to_thread(r.stop) for r in replicas))
 
 
+@pytest.fixture
+async def subscribe() -> AsyncIterator[Callable[..., Subscriber]]:
+    """Opens SSE subscribers and makes sure every one is closed, whatever the test did."""
+    opened: list[Subscriber] = []
+
+    def open_one(replica: HubProcess, last_event_id: int | None = None) -> Subscriber:
+        opened.append(Subscriber(replica, last_event_id))
+        return opened[-1]
+
+    yield open_one
+    for sub in opened:
+        await sub.close()
+
+
 async def metric(http: httpx.AsyncClient, replica: HubProcess, name: str) -> float:
     response = await http.get(replica.url + "/metrics")
     return metric_value(response.text, name)
 
 
-async def test_webhook_on_a_resolves_a_wait_on_c(cluster: list[HubProcess]) -> None:
-    a, _b, c = cluster
+class Subscriber:
+    """An SSE client of ``GET /v1/events`` on one replica, collecting ``(seq, event)``."""
+
+    def __init__(self, replica: HubProcess, last_event_id: int | None = None) -> None:
+        self.replica = replica
+        self.events: list[tuple[int, dict[str, Any]]] = []
+        self.error: BaseException | None = None
+        self._changed = asyncio.Event()
+        headers = dict(AUTH)
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        self._client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(10, read=60))
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async with aconnect_sse(self._client, "GET", self.replica.url + "/v1/events") as src:
+                async for message in src.aiter_sse():
+                    if message.id and message.event == "message":
+                        self.events.append((int(message.id), json.loads(message.data)))
+                        self._changed.set()
+        except (httpx.HTTPError, OSError) as exc:  # the replica died: what a browser sees
+            self.error = exc
+            self._changed.set()
+
+    def seqs(self) -> list[int]:
+        return [seq for seq, _ in self.events]
+
+    async def wait_for(self, task_id: str, event_type: str, timeout: float = 15) -> None:
+        async with asyncio.timeout(timeout):
+            while not any(
+                e["task_id"] == task_id and e["type"] == event_type for _, e in self.events
+            ):
+                if self.error is not None:
+                    raise AssertionError(f"stream on {self.replica.url} broke: {self.error!r}")
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def close(self) -> None:
+        """Stop reading (idempotent)."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self._client.aclose()
+
+
+async def streaming(http: httpx.AsyncClient, *subscribers: Subscriber) -> None:
+    """Wait until every subscriber's stream is open on its replica (seen in /metrics)."""
+    for sub in subscribers:
+
+        async def is_open(sub: Subscriber = sub) -> bool:
+            return await metric(http, sub.replica, "hub_open_streams") >= 1
+
+        await until(is_open, what=f"the stream on {sub.replica.url} to open")
+
+
+async def post_progress(http: httpx.AsyncClient, hook: str, progress: int) -> None:
+    response = await http.post(hook, json={"status": "running", "progress": progress})
+    assert response.status_code == 200 and response.json()["disposition"] == "applied"
+
+
+async def test_webhook_on_a_reaches_streams_on_b_and_c_and_a_wait_on_c(
+    cluster: list[HubProcess], subscribe: Callable[..., Subscriber]
+) -> None:
+    a, b, c = cluster
+    on_b, on_c = subscribe(b), subscribe(c)
     async with httpx.AsyncClient(headers=AUTH, timeout=30) as http:
+        await streaming(http, on_b, on_c)
         created = await http.post(a.url + "/v1/tasks", json={"provider": "generic"})
         task = created.json()
         waiting = asyncio.create_task(http.get(f"{c.url}/v1/tasks/{task['id']}?wait=20"))
@@ -68,9 +150,50 @@ async def test_webhook_on_a_resolves_a_wait_on_c(cluster: list[HubProcess]) -> N
         assert done.status_code == 200
         assert done.json()["status"] == "succeeded"
         assert done.json()["outputs"][0]["url"] == "https://cdn.example/1.png"
+        for sub in (on_b, on_c):
+            await sub.wait_for(task["id"], "task.succeeded")
+            mine = [e["type"] for _, e in sub.events if e["task_id"] == task["id"]]
+            assert mine == ["task.created", "task.succeeded"]
         # It crossed over the bus, not only through C's periodic read of the store.
         assert await metric(http, c, "hub_bus_lag_seconds_count") >= 1
         assert await metric(http, a, "hub_webhooks_total") == 1
+
+
+async def test_a_subscriber_whose_replica_is_killed_resumes_on_another(
+    cluster: list[HubProcess], subscribe: Callable[..., Subscriber]
+) -> None:
+    a, b, c = cluster
+    first = subscribe(b)
+    async with httpx.AsyncClient(headers=AUTH, timeout=30) as http:
+        await streaming(http, first)
+        task = (await http.post(a.url + "/v1/tasks", json={"provider": "generic"})).json()
+        hook = task["callback_url"]
+        for progress in (10, 20, 30):
+            await post_progress(http, hook, progress)
+        await first.wait_for(task["id"], "task.progress")
+        await until(_has(first, 4), what="B's stream to carry the first four events")
+        b.kill()  # SIGKILL: no goodbye, the connection just drops
+        for progress in (40, 50, 60):  # published while the subscriber is away
+            await post_progress(http, hook, progress)
+        await first.close()
+        last_seen = first.seqs()[-1]
+
+        second = subscribe(c, last_event_id=last_seen)
+        await streaming(http, second)
+        await http.post(hook, json={"status": "succeeded"})
+        await second.wait_for(task["id"], "task.succeeded")
+
+    seqs = first.seqs() + second.seqs()
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a gap or a repeat across replicas"
+    progress = [e["progress"] for _, e in first.events + second.events if e["progress"]]
+    assert progress == [10, 20, 30, 40, 50, 60]
+
+
+def _has(sub: Subscriber, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return len(sub.events) >= count
+
+    return check
 
 
 _LEASE_WORKER = """
