@@ -317,8 +317,11 @@ class SQLiteStore(Store):
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         db = self._db(self._reader)
         try:
-            cursor = await db.execute(sql, params)
-            return list(await cursor.fetchall())
+            # One call, not execute() then fetchall(): between those two thread hops another
+            # read could start, the first statement would still hold the read transaction open,
+            # and reads that overlap like that keep seeing a snapshot from before later commits
+            # (a replay or a wait would miss an event the dispatcher already delivered).
+            return list(await db.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
 
