@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import random
+import secrets
 import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -76,6 +77,8 @@ class RedisBus(Bus):
         self._sink: EventSink | None = None
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        #: Tells this process's messages apart from other replicas'.
+        self.node = secrets.token_hex(8)
         self._subscriptions = 0
         #: How many times the subscription came back after being lost.
         self.reconnects = 0
@@ -103,8 +106,12 @@ class RedisBus(Bus):
     async def publish(self, events: list[Event]) -> None:
         if not events or self._client is None:
             return
+        # This process's own listeners get the events at once, not after a Redis round trip;
+        # the copy that comes back over the channel is recognised by its node id and skipped.
+        self._deliver(events)
         message = json.dumps(
-            {"t": time.time(), "events": [e.to_dict() for e in events]}, separators=(",", ":")
+            {"n": self.node, "t": time.time(), "events": [e.to_dict() for e in events]},
+            separators=(",", ":"),
         )
         try:
             await asyncio.wait_for(self._client.publish(self.channel, message), PUBLISH_TIMEOUT_S)
@@ -191,8 +198,9 @@ class RedisBus(Bus):
     def _receive(self, data: bytes) -> None:
         try:
             message = json.loads(data)
-            events = [event_from_dict(item) for item in message["events"]]
             lag = time.time() - float(message["t"])
+            mine = message.get("n") == self.node
+            events = [] if mine else [event_from_dict(item) for item in message["events"]]
         except (ValueError, KeyError, TypeError):
             logger.warning("ignoring a malformed message on %s", self.channel)
             if self.on_reconnect is not None:
@@ -200,6 +208,10 @@ class RedisBus(Bus):
             return
         if self.on_lag is not None:
             self.on_lag(max(lag, 0.0))
+        if events:
+            self._deliver(events)
+
+    def _deliver(self, events: list[Event]) -> None:
         if self._sink is not None:
             try:
                 self._sink(events)
