@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hub.client import HubClient
 from hub.config import Settings
 from hub.core import Hub
 from hub.errors import (
@@ -42,6 +43,7 @@ __all__ = [
     "Event",
     "EventType",
     "Hub",
+    "HubClient",
     "HubError",
     "MissingExtraError",
     "Output",

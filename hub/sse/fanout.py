@@ -77,6 +77,10 @@ class FanOut:
     def __len__(self) -> int:
         return len(self._admitted)
 
+    def streams(self) -> list[Subscriber]:
+        """The streams this process serves right now (for metrics, debugging and tests)."""
+        return list(self._admitted)
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:

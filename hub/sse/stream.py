@@ -28,7 +28,7 @@ from hub.models import Event
 from hub.sse.catchup import CatchUp
 from hub.sse.fanout import FanOut
 from hub.sse.frames import event_frame, retry_frame
-from hub.sse.subscriber import DISCONNECTED, FINISHED, SHUTDOWN, Subscriber
+from hub.sse.subscriber import DISCONNECTED, FINISHED, SHUTDOWN, SLOW, Subscriber
 
 logger = logging.getLogger("hub.sse")
 
@@ -91,7 +91,10 @@ class EventStream:
             if await self.catch_up.run(self._write, cursor):
                 sub.end_after_flush()
             await self._live()
-            if sub.closed in (None, SHUTDOWN, FINISHED):
+            if sub.closed == SLOW:
+                _cut.set(True)  # no clean end: the client must see it was cut, and resume
+                return
+            if sub.closed != DISCONNECTED:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             # Only a cancellation the hub asked for (Subscriber.abort) ends the stream quietly.
