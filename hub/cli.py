@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from hub import tail
 from hub.config import Settings
 from hub.errors import ConfigError
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.add_argument("--log-level", help="debug, info, warning, error (HUB_LOG_LEVEL)")
     serve.set_defaults(handler=_serve)
+    tail.add_parser(commands)
     return parser
 
 
