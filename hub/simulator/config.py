@@ -48,7 +48,8 @@ class SimConfig:
     #: Rate limit per API key: at most ``rate_limit`` requests per ``rate_window_s``.
     rate_limit: int | None = None
     rate_window_s: float = 1.0
-    retry_after_s: int = 1
+    #: Seconds sent in Retry-After (providers send whole seconds; fractions speed up tests).
+    retry_after_s: float = 1.0
     #: The next N provider API requests answer 429 (with Retry-After) or 5xx.
     force_429: int = 0
     force_5xx: int = 0
@@ -134,7 +135,6 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
         "linkrapi_fast_slots",
         "mjapi_max_jobs",
         "rate_limit",
-        "retry_after_s",
         "force_429",
         "force_5xx",
     ):

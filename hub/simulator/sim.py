@@ -27,7 +27,12 @@ class SimError(Exception):
     """A provider error answer; each provider renders it in its own envelope."""
 
     def __init__(
-        self, status: int, message: str, *, code: str | None = None, retry_after: int | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -38,7 +43,7 @@ class SimError(Exception):
     @property
     def headers(self) -> dict[str, str]:
         """Response headers (``Retry-After`` on a 429)."""
-        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        return {} if self.retry_after is None else {"Retry-After": f"{self.retry_after:g}"}
 
 
 class Simulator:
