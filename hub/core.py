@@ -93,6 +93,7 @@ class Hub:
         self.pruner = Pruner(self.store, settings.log_retention_s)
         self.metrics = HubMetrics.for_hub(self)
         self.bus.on_reconnect = self._bus_reconnected
+        self.bus.on_gap = self.dispatcher.request_catch_up
         self._committer = GroupCommitter(
             self.store.write, self._publish, max_batch=settings.max_batch
         )

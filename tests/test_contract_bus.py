@@ -1,4 +1,4 @@
-"""The bus contract: the same tests for every bus (memory, and Redis for real)."""
+"""The bus contract: the same tests for every bus (memory, and Redis and PostgreSQL for real)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 from hub.bus import Bus, bus_from_url
 from hub.models import Disposition, EventType, Output, Source, Status
 from hub.models import Event as HubEvent
+from tests.backends import unique_name
 
-BACKENDS = ["memory", "redis"]
+BACKENDS = ["memory", "redis", "postgresql"]
 
 
 class Collector:
@@ -38,6 +39,9 @@ class Collector:
 def bus_url(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return "memory://"
+    if request.param == "postgresql":
+        # NOTIFY channels are database-wide, not per schema: a private one per test.
+        return f"{request.getfixturevalue('postgres_url')}&channel={unique_name('hub_t_')}"
     return str(request.getfixturevalue("redis_url"))
 
 
@@ -139,6 +143,33 @@ async def test_redis_channels_are_separate(redis_url: str) -> None:
         await a.publish([event(2)])
         assert [e.seq for e in await mine.wait_for(1)] == [2]
         assert [e.seq for e in await theirs.wait_for(1)] == [1]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_postgres_notifications_split_big_batches_and_announce_huge_events(
+    postgres_url: str,
+) -> None:
+    url = f"{postgres_url}&channel={unique_name('hub_t_')}"
+    here, there = Collector(), Collector()
+    a, b = bus_from_url(url), bus_from_url(url)
+    gap = asyncio.Event()
+    b.on_gap = gap.set
+    await a.start(here)
+    await b.start(there)
+    try:
+        batch = [event(seq) for seq in range(1, 41)]
+        for item in batch:  # about 1 kB each: 40 kB cannot go in one NOTIFY
+            item.outputs = [Output(url=f"https://cdn.example/{'x' * 900}/{item.seq}.png")]
+        await a.publish(batch)
+        got = await there.wait_for(40)
+        assert [e.seq for e in got] == list(range(1, 41))
+        huge = event(41)
+        huge.outputs = [Output(url=f"https://cdn.example/{'y' * 4000}/{i}") for i in range(3)]
+        await a.publish([huge])
+        await asyncio.wait_for(gap.wait(), 5)
+        assert len(there.events) == 40  # the receiver reads that one from the store instead
     finally:
         await a.close()
         await b.close()

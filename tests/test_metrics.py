@@ -11,21 +11,21 @@ import pytest
 
 from hub import Hub, Settings
 from hub.metrics import HubMetrics
-from tests.backends import metric_value, until
+from tests.backends import metric_value, unique_name, until
 from tests.support import serve
 
 API_KEY = "metrics-key"
-BACKENDS = ["sqlite+memory", "postgresql+redis"]
+BACKENDS = ["sqlite+memory", "postgresql+redis", "postgresql+postgresql"]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend_urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
     if request.param == "sqlite+memory":
         return f"sqlite:///{tmp_path / 'hub.db'}", "memory://"
-    return (
-        str(request.getfixturevalue("postgres_url")),
-        str(request.getfixturevalue("redis_url")),
-    )
+    database = str(request.getfixturevalue("postgres_url"))
+    if request.param == "postgresql+postgresql":  # LISTEN/NOTIFY as the bus
+        return database, f"{database}&channel={unique_name('hub_t_')}"
+    return database, str(request.getfixturevalue("redis_url"))
 
 
 @pytest.fixture

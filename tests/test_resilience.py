@@ -24,6 +24,7 @@ from tests.backends import (
     postgres_ctl,
     start_redis,
     stop_redis,
+    unique_name,
     until,
 )
 from tests.support import serve
@@ -124,10 +125,15 @@ async def test_redis_restart_mid_stream_loses_nothing(
 
 
 @needs_service_control
+@pytest.mark.parametrize("bus", ["redis", "postgresql"])
 async def test_postgres_restart_gives_503_then_recovers(
-    postgres_url: str, redis_url: str, tmp_path: Path
+    bus: str, postgres_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    hub = Hub(settings(tmp_path, "a", postgres_url, redis_url))
+    if bus == "redis":
+        broker = str(request.getfixturevalue("redis_url"))
+    else:  # LISTEN/NOTIFY: the restart takes the bus down too
+        broker = f"{postgres_url}&channel={unique_name('hub_t_')}"
+    hub = Hub(settings(tmp_path, "a", postgres_url, broker))
     async with running(hub) as client:
         client.headers["Authorization"] = f"Bearer {API_KEY}"
         created = (await client.post("/v1/tasks", json={"provider": "generic"})).json()
@@ -150,6 +156,9 @@ async def test_postgres_restart_gives_503_then_recovers(
         await until(accepted, what="webhooks to be accepted again, without a hub restart")
         done = await hub.wait(created["id"], timeout=10)
         assert done.status is Status.SUCCEEDED
+        if bus == "postgresql":
+            metrics = (await client.get("/metrics")).text
+            assert metric_value(metrics, "hub_bus_reconnects_total") >= 1
 
 
 async def test_an_unreachable_postgres_is_store_unavailable() -> None:

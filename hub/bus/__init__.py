@@ -7,7 +7,7 @@ from hub.errors import ConfigError
 
 
 def bus_from_url(url: str) -> Bus:
-    """A bus for ``memory://`` or ``redis://…``."""
+    """A bus for ``memory://``, ``redis://…`` or ``postgresql://…`` (LISTEN/NOTIFY)."""
     scheme = url.split(":", 1)[0].lower()
     if scheme == "memory":
         from hub.bus.memory import MemoryBus
@@ -17,7 +17,11 @@ def bus_from_url(url: str) -> Bus:
         from hub.bus.redis import RedisBus
 
         return RedisBus(url)
-    raise ConfigError(f"unsupported HUB_BROKER_URL scheme {scheme!r} (memory, redis)")
+    if scheme in ("postgres", "postgresql"):
+        from hub.bus.postgres import PostgresBus
+
+        return PostgresBus(url)
+    raise ConfigError(f"unsupported HUB_BROKER_URL scheme {scheme!r} (memory, redis, postgresql)")
 
 
 __all__ = ["Bus", "EventSink", "bus_from_url"]

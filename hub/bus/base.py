@@ -32,6 +32,9 @@ class Bus(ABC):
     on_reconnect: Callable[[], None] | None = None
     #: Called with each received message's age in seconds, publish to receive (bus lag).
     on_lag: Callable[[float], None] | None = None
+    #: Called when the bus learns of events it cannot carry itself (too big for a message):
+    #: the hub points it at the dispatcher's catch-up, which reads them from the store.
+    on_gap: Callable[[], None] | None = None
 
     @abstractmethod
     async def start(self, sink: EventSink) -> None:

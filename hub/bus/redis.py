@@ -203,8 +203,8 @@ class RedisBus(Bus):
             events = [] if mine else [event_from_dict(item) for item in message["events"]]
         except (ValueError, KeyError, TypeError):
             logger.warning("ignoring a malformed message on %s", self.channel)
-            if self.on_reconnect is not None:
-                self.on_reconnect()  # something was published; read the store to be sure
+            if self.on_gap is not None:
+                self.on_gap()  # something was published; read the store to be sure
             return
         if self.on_lag is not None:
             self.on_lag(max(lag, 0.0))
