@@ -209,20 +209,28 @@ async def test_read_log_is_ordered_and_contiguous(store: Store) -> None:
     assert all(e.disposition is Disposition.APPLIED for e in log)
 
 
-async def test_concurrent_writers_keep_seq_contiguous(store: Store, other: Store) -> None:
-    if isinstance(store, type(other)) and type(store).__name__ == "SQLiteStore":
-        pytest.skip("a SQLite file has one writing process; sharing is PostgreSQL's job")
-    tasks = [make_task() for _ in range(20)]
-    await create(store, *tasks)
+async def test_concurrent_writers_keep_seq_contiguous(postgres_url: str) -> None:
+    """Two replicas writing at once (PostgreSQL only: a SQLite file has one writing process)."""
+    store, other = store_from_url(postgres_url), store_from_url(postgres_url)
+    await store.start()
+    await other.start()
+    try:
+        tasks = [make_task() for _ in range(20)]
+        await create(store, *tasks)
 
-    async def writer(target: Store, half: list[Task]) -> None:
-        for step in range(1, 6):
-            await target.write([ingest(t.id, Status.RUNNING, progress=step * 10) for t in half])
+        async def writer(target: Store, half: list[Task]) -> None:
+            for step in range(1, 6):
+                await target.write([ingest(t.id, Status.RUNNING, progress=step * 10) for t in half])
 
-    await asyncio.wait_for(asyncio.gather(writer(store, tasks[:10]), writer(other, tasks[10:])), 30)
-    log = await store.read_log(0)
-    assert [e.seq for e in log] == list(range(1, 21 + 100))
-    assert len({e.id for e in log}) == len(log)
+        await asyncio.wait_for(
+            asyncio.gather(writer(store, tasks[:10]), writer(other, tasks[10:])), 30
+        )
+        log = await store.read_log(0)
+        assert [e.seq for e in log] == list(range(1, 21 + 100))
+        assert len({e.id for e in log}) == len(log)
+    finally:
+        await store.close()
+        await other.close()
 
 
 async def test_prune_drops_only_old_events_of_finished_tasks(store: Store) -> None:
