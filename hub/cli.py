@@ -8,9 +8,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from hub import tail
+from hub import demo, tail
 from hub.config import Settings
 from hub.errors import ConfigError
+from hub.simulator import cli as simulator_cli
 
 logger = logging.getLogger("hub")
 
@@ -33,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", help="debug, info, warning, error (HUB_LOG_LEVEL)")
     serve.set_defaults(handler=_serve)
     tail.add_parser(commands)
+    demo.add_parser(commands)
+    simulator_cli.add_parser(commands)
     return parser
 
 
