@@ -74,20 +74,19 @@ async def test_submit_option_on_post_tasks(tmp_path: Path) -> None:
         assert done.json()["status"] == "succeeded"
 
 
-@pytest.mark.parametrize(
-    ("submit", "message"),
-    [
+async def test_submit_option_bad_input_is_422(tmp_path: Path) -> None:
+    cases = [
         ("a prompt", "'submit' must be an object"),
         ({"prompt": ""}, "'submit.prompt'"),
         ({"prompt": "x", "options": []}, "'submit.options'"),
         ({"prompt": "x", "webhook_url": "http://x"}, "unknown 'submit' field"),
-    ],
-)
-async def test_submit_option_bad_input_is_422(tmp_path: Path, submit: object, message: str) -> None:
+    ]
     async with running(tmp_path) as env:
-        answer = await env.api.post("/v1/tasks", json={"provider": "linkrapi", "submit": submit})
-        assert answer.status_code == 422
-        assert message in answer.json()["error"]["message"]
+        for submit, message in cases:
+            body = {"provider": "linkrapi", "submit": submit}
+            answer = await env.api.post("/v1/tasks", json=body)
+            assert answer.status_code == 422
+            assert message in answer.json()["error"]["message"]
         assert sum(env.sim.calls.values()) == 0
 
 

@@ -15,21 +15,19 @@ from tests.sim_env import eventually, fast_config, running
 POLICY = "violates Midjourney's content policy"
 
 
-@pytest.mark.parametrize(
-    "prompt", ["a \uff47\uff4f\uff52\uff45 scene", "a gor\u00e8 scene", "NUDE statue"]
-)
-async def test_linkrapi_content_policy_fails_at_once_and_is_not_retried(
-    tmp_path: Path, prompt: str
-) -> None:
+async def test_linkrapi_content_policy_fails_at_once_and_is_not_retried(tmp_path: Path) -> None:
+    # Full-width letters and an accent fold to a blocked word under NFKD.
+    prompts = ["a \uff47\uff4f\uff52\uff45 scene", "a gor\u00e8 scene"]
     async with running(tmp_path) as env:
-        task = await env.hub.submit("linkrapi", prompt=prompt)
-        assert task.status is Status.FAILED
-        assert task.error is not None
-        assert task.error.category is ErrorCategory.MODERATION
-        assert POLICY in task.error.message, "the provider's own message is surfaced"
-        assert not task.error.retryable
-        assert env.sim.calls["linkrapi.imagine"] == 1
-        assert task.external_id is None
+        for calls, prompt in enumerate(prompts, 1):
+            task = await env.hub.submit("linkrapi", prompt=prompt)
+            assert task.status is Status.FAILED
+            assert task.error is not None
+            assert task.error.category is ErrorCategory.MODERATION
+            assert POLICY in task.error.message, "the provider's own message is surfaced"
+            assert not task.error.retryable
+            assert env.sim.calls["linkrapi.imagine"] == calls, "not retried"
+            assert task.external_id is None
 
 
 async def test_word_boundaries_let_innocent_words_through(tmp_path: Path) -> None:
@@ -38,16 +36,15 @@ async def test_word_boundaries_let_innocent_words_through(tmp_path: Path) -> Non
         assert (await env.wait(task.id)).status is Status.SUCCEEDED
 
 
-@pytest.mark.parametrize("provider", ["midjourney-api", "imagineapi", "midapi"])
-async def test_other_providers_fail_banned_prompts_with_moderation(
-    tmp_path: Path, provider: str
-) -> None:
+async def test_other_providers_fail_banned_prompts_with_moderation(tmp_path: Path) -> None:
     async with running(tmp_path) as env:
-        task = await env.hub.submit(provider, prompt="a nsfw poster")
-        done = await env.wait(task.id)
-        assert done.status is Status.FAILED
-        assert done.error is not None and done.error.category is ErrorCategory.MODERATION
-        assert len(env.sim.jobs) == 1, "submitted once, not retried"
+        providers = ("midjourney-api", "imagineapi", "midapi")
+        tasks = [await env.hub.submit(p, prompt="a nsfw poster") for p in providers]
+        for task in tasks:
+            done = await env.wait(task.id)
+            assert done.status is Status.FAILED
+            assert done.error is not None and done.error.category is ErrorCategory.MODERATION
+        assert len(env.sim.jobs) == 3, "each submitted once, not retried"
 
 
 async def test_content_policy_over_http_is_a_failed_task(tmp_path: Path) -> None:
@@ -62,17 +59,18 @@ async def test_content_policy_over_http_is_a_failed_task(tmp_path: Path) -> None
         assert POLICY in body["error"]["message"]
 
 
-@pytest.mark.parametrize("provider", ["linkrapi", "midjourney-api", "imagineapi", "midapi"])
-async def test_429_backs_off_and_honours_retry_after(tmp_path: Path, provider: str) -> None:
-    async with running(tmp_path, fast_config(force_429=1, retry_after_s=0.3)) as env:
-        started = time.monotonic()
-        task = await env.hub.submit(provider, prompt="a windmill")
-        waited = time.monotonic() - started
-        assert task.external_id, "the second attempt went through"
-        assert waited >= 0.3, "Retry-After was honoured"
-        calls = {k: v for k, v in env.sim.calls.items() if k.startswith(provider)}
-        assert sum(calls.values()) == 2
-        assert (await env.wait(task.id)).status is Status.SUCCEEDED
+async def test_429_backs_off_and_honours_retry_after(tmp_path: Path) -> None:
+    async with running(tmp_path, fast_config(retry_after_s=0.3)) as env:
+        for provider in ("linkrapi", "midjourney-api", "imagineapi", "midapi"):
+            env.sim.config.force_429 = 1
+            started = time.monotonic()
+            task = await env.hub.submit(provider, prompt="a windmill")
+            waited = time.monotonic() - started
+            assert task.external_id, "the second attempt went through"
+            assert waited >= 0.3, "Retry-After was honoured"
+            calls = {k: v for k, v in env.sim.calls.items() if k.startswith(provider)}
+            assert sum(calls.values()) == 2
+            assert (await env.wait(task.id)).status is Status.SUCCEEDED
 
 
 async def test_5xx_retries_with_backoff_then_succeeds(tmp_path: Path) -> None:
