@@ -1,25 +1,29 @@
 """Backends benchmark: SQLite + memory bus against PostgreSQL + Redis bus, in one run.
 
-    python -m bench.backends [--duration 5] [--connections 32] [--samples 300]
+    python -m bench.backends [--rounds 3] [--duration 3] [--connections 32] [--samples 300]
 
-For each configuration it prints
+It prints, for each configuration:
 
 * ingest throughput: durable webhooks/s (``wrk`` against one replica) and HTTP latency;
 * webhook-to-subscriber latency: a webhook POSTed, then the time until its event arrives on an
   SSE stream (``GET /v1/events``), one at a time, p50/p95/p99. With PostgreSQL + Redis the
   webhook goes to replica A and the stream is on replica B, so every event crosses the bus.
 
-A third latency run, PostgreSQL + memory bus on one replica, has the same store cost without
-the bus: the difference of the p50s is what the Redis bus adds (the target is at most 2 ms).
-Servers are separate uvicorn processes (uvloop, httptools); PostgreSQL and Redis are taken
-from ``HUB_TEST_POSTGRES_URL`` / ``HUB_TEST_REDIS_URL`` (default 127.0.0.1), each run in a
-fresh schema and channel.
+A third latency configuration, PostgreSQL + memory bus on one replica, has the same store cost
+without the bus: the difference of the p50s is what the Redis bus adds (target: at most 2 ms).
+
+Every configuration runs at the same time and the measurements are interleaved (one latency
+sample of each in turn, wrk rounds in turn), so load from anything else on the machine falls
+on all of them alike. Throughput is the median of the rounds. Servers are separate uvicorn
+processes (uvloop, httptools); PostgreSQL and Redis are taken from ``HUB_TEST_POSTGRES_URL`` /
+``HUB_TEST_REDIS_URL`` (default 127.0.0.1), each run in a fresh schema and channel.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import secrets
 import statistics
@@ -103,7 +107,8 @@ def replicas(count: int, database: str, broker: str, work: Path) -> Iterator[lis
             proc.wait(timeout=20)
 
 
-def throughput(url: str, work: Path, args: argparse.Namespace) -> Result:
+def load_script(url: str, work: Path, args: argparse.Namespace) -> Path:
+    """Tasks on ``url`` and a wrk script posting webhooks to them; warms the server up."""
     with httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
         paths = [
             httpx.URL(
@@ -113,8 +118,8 @@ def throughput(url: str, work: Path, args: argparse.Namespace) -> Result:
         ]
     port = int(url.rsplit(":", 1)[1])
     lua = write_load(work, port, paths, "x" * 200)
-    run_wrk(lua, port, 1, args.connections)  # warm-up
-    return run_wrk(lua, port, args.duration, args.connections)
+    run_wrk(lua, port, 1, args.connections)
+    return lua
 
 
 class Probe:
@@ -160,71 +165,117 @@ class Probe:
             self.reader.cancel()
 
 
-async def latency(hook_url: str, stream_url: str, samples: int, warm_up: int = 20) -> list[float]:
-    """``samples`` sequential webhook-to-stream timings (after ``warm_up`` untimed ones)."""
-    timings: list[float] = []
+async def latencies(routes: dict[str, tuple[str, str]], samples: int) -> dict[str, list[float]]:
+    """``samples`` webhook-to-stream timings per route ``(hook_url, stream_url)``, interleaved:
+    one of each in turn, after 20 untimed rounds."""
+    warm_up = 20
+    timings: dict[str, list[float]] = {key: [] for key in routes}
     async with httpx.AsyncClient(headers=AUTH, timeout=httpx.Timeout(10, read=60)) as http:
-        probe: Probe | None = None
+        probes: dict[str, Probe] = {}
         try:
             for n in range(samples + warm_up):
                 step = n % 99 + 1  # progress must rise to be applied: a new task every 99
-                if step == 1:
-                    if probe is not None:
-                        probe.close()
-                    probe = Probe(http, hook_url, stream_url)
-                    await probe.open()
-                assert probe is not None
-                took = await probe.send(step)
-                if n >= warm_up:
-                    timings.append(took)
+                for key, (hook_url, stream_url) in routes.items():
+                    if step == 1:
+                        if key in probes:
+                            probes[key].close()
+                        probes[key] = Probe(http, hook_url, stream_url)
+                        await probes[key].open()
+                    took = await probes[key].send(step)
+                    if n >= warm_up:
+                        timings[key].append(took)
         finally:
-            if probe is not None:
+            for probe in probes.values():
                 probe.close()
     return timings
 
 
+CONFIGS = [
+    # key, store+bus, replicas, label
+    ("sqlite", "sqlite+memory", 1, "SQLite + memory, one process"),
+    ("pg-memory", "postgresql+memory", 1, "PostgreSQL + memory, one process"),
+    ("pg-redis", "postgresql+redis", 2, "PostgreSQL + Redis, webhook on A, stream on B"),
+]
+INGEST = {"sqlite": "SQLite + memory", "pg-redis": "PostgreSQL + Redis"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=5, help="seconds of wrk per config")
+    parser.add_argument("--rounds", type=int, default=3, help="wrk rounds per config")
+    parser.add_argument("--duration", type=int, default=3, help="seconds of one wrk round")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--tasks", type=int, default=300)
     parser.add_argument("--samples", type=int, default=300, help="latency samples per config")
     args = parser.parse_args()
     print(f"PostgreSQL {POSTGRES_URL.split('@')[-1]}, Redis {REDIS_URL}")
-    ingest: dict[str, Result] = {}
-    delivery: dict[str, Latency] = {}
-    plan = [
-        # (key, store+bus, replicas, measure ingest too, label)
-        ("sqlite", "sqlite+memory", 1, True, "SQLite + memory, one process"),
-        ("pg-memory", "postgresql+memory", 1, False, "PostgreSQL + memory, one process"),
-        ("pg-redis", "postgresql+redis", 2, True, "PostgreSQL + Redis, webhook on A, stream on B"),
-    ]
-    for key, kind, count, ingest_too, label in plan:
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            with (
-                backend(kind, work) as (database, broker),
-                replicas(count, database, broker, work) as urls,
-            ):
-                if ingest_too:
-                    ingest[kind] = throughput(urls[0], work, args)
-                samples = asyncio.run(latency(urls[0], urls[-1], args.samples))
-                delivery[key] = Latency(label, samples)
-    print(f"\ningest (wrk, one replica, {args.connections} connections, {args.duration} s)")
-    for kind, result in ingest.items():
+    with contextlib.ExitStack() as stack:
+        urls: dict[str, list[str]] = {}
+        works: dict[str, Path] = {}
+        for key, kind, count, _ in CONFIGS:
+            works[key] = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            database, broker = stack.enter_context(backend(kind, works[key]))
+            urls[key] = stack.enter_context(replicas(count, database, broker, works[key]))
+        ingest: dict[str, list[Result]] = {key: [] for key in INGEST}
+        loads = {key: load_script(urls[key][0], works[key], args) for key in INGEST}
+        for _ in range(args.rounds):
+            for key in INGEST:
+                port = int(urls[key][0].rsplit(":", 1)[1])
+                ingest[key].append(run_wrk(loads[key], port, args.duration, args.connections))
+        routes = {key: (urls[key][0], urls[key][-1]) for key in urls}
+        before = lag_histogram(urls["pg-redis"][-1])  # leave out the wrk rounds' messages
+        delivery = asyncio.run(latencies(routes, args.samples))
+        lag = lag_summary(before, lag_histogram(urls["pg-redis"][-1]))
+    labels = {key: label for key, _, _, label in CONFIGS}
+    print(
+        f"\ningest (wrk, one replica, {args.connections} connections, "
+        f"median of {args.rounds} x {args.duration} s)"
+    )
+    for key, results in ingest.items():
+        mid = sorted(results, key=lambda r: r.rps)[len(results) // 2]
         print(
-            f"  {kind:<18} {result.rps:>8.0f} webhooks/s   p50 {result.p50_ms:6.2f} ms   "
-            f"p99 {result.p99_ms:6.2f} ms   non-2xx {result.errors}"
+            f"  {INGEST[key]:<20} {mid.rps:>7.0f} webhooks/s   p50 {mid.p50_ms:6.2f} ms   "
+            f"p99 {mid.p99_ms:7.2f} ms   non-2xx {sum(r.errors for r in results)}"
         )
-    print(f"\nwebhook -> SSE subscriber ({args.samples} sequential webhooks)")
-    for lat in delivery.values():
+    print(f"\nwebhook -> SSE subscriber ({args.samples} sequential webhooks each, interleaved)")
+    for key, samples in delivery.items():
+        lat = Latency(labels[key], samples)
         print(
             f"  {lat.name:<48} p50 {lat.p50:6.2f} ms   p95 {lat.pct(0.95):6.2f} ms   "
             f"p99 {lat.pct(0.99):6.2f} ms"
         )
-    added = delivery["pg-redis"].p50 - delivery["pg-memory"].p50
+    added = statistics.median(delivery["pg-redis"]) - statistics.median(delivery["pg-memory"])
     verdict = "met" if added <= 2.0 else "NOT met"
     print(f"\nRedis bus adds {added:.2f} ms p50 (target <= 2 ms: {verdict})")
+    count, mean, p50_bound = lag
+    print(
+        f"Redis bus lag on B (publish on A -> received on B, hub_bus_lag_seconds): "
+        f"{count:.0f} messages, mean {mean:.2f} ms, p50 <= {p50_bound:g} ms"
+    )
+
+
+def lag_histogram(url: str) -> dict[str, float]:
+    """The raw ``hub_bus_lag_seconds`` samples of a replica (``le`` buckets, sum, count)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(url + "/metrics", timeout=10).text
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "hub_bus_lag_seconds_bucket":
+                values[sample.labels["le"]] = sample.value
+            elif sample.name in ("hub_bus_lag_seconds_count", "hub_bus_lag_seconds_sum"):
+                values[sample.name.rsplit("_", 1)[1]] = sample.value
+    return values
+
+
+def lag_summary(before: dict[str, float], after: dict[str, float]) -> tuple[float, float, float]:
+    """``(messages, mean ms, upper bound of the p50 bucket in ms)`` between two scrapes."""
+    delta = {key: after[key] - before.get(key, 0.0) for key in after}
+    count = delta.get("count", 0.0)
+    mean = delta.get("sum", 0.0) / count * 1000 if count else 0.0
+    buckets = sorted((float(k), v) for k, v in delta.items() if k not in ("count", "sum"))
+    bound = next((le for le, seen in buckets if seen >= count / 2), float("inf"))
+    return count, mean, bound * 1000
 
 
 if __name__ == "__main__":
