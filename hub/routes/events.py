@@ -22,7 +22,7 @@ from hub.sse.catchup import CatchUp, LogCatchUp, TaskCatchUp
 from hub.sse.fanout import StreamsFull
 from hub.sse.filters import EventFilter
 from hub.sse.frames import retry_frame
-from hub.sse.stream import HEADERS, EventStream
+from hub.sse.stream import HEADERS, EventStream, install_quiet_cut
 from hub.sse.subscriber import Subscriber
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ _MAX_SEQ = 2**63 - 1
 
 def routes(hub: Hub) -> list[Route]:
     """The stream routes of ``hub``."""
+    install_quiet_cut()
     return [
         Route("/v1/events", AllEvents(hub), methods=["GET"]),
         Route("/v1/tasks/{task_id}/events", TaskEvents(hub), methods=["GET"]),
