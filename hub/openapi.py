@@ -28,8 +28,11 @@ _REASONS = {
     413: "the request body is over HUB_MAX_BODY_BYTES",
     415: "the body is not application/json",
     422: "the JSON is well formed but not acceptable",
-    429: "too many webhooks from this client address; retry after Retry-After seconds",
-    503: "the store did not take the write; nothing was acknowledged",
+    429: "too many requests from this client (webhooks per address, streams per token); "
+    "retry after Retry-After seconds",
+    502: "the provider's API failed or answered something unexpected",
+    503: "the store did not take the write (nothing was acknowledged), the provider asked to "
+    "slow down, or the process serves as many streams as it may",
 }
 _BODY_ERRORS = (400, 408, 413, 415, 422)
 
@@ -65,10 +68,14 @@ def _json(schema: Json, description: str = "OK") -> Json:
 
 def _errors(*codes: int) -> Json:
     responses = {str(code): _json(_ref("Error"), _REASONS[code]) for code in codes}
-    if "429" in responses:
-        responses["429"]["headers"] = {
-            "Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}
-        }
+    for code in ("429", "503"):
+        if code in responses:
+            responses[code]["headers"] = {
+                "Retry-After": {
+                    "description": "seconds to wait (always on 429)",
+                    "schema": {"type": "string"},
+                }
+            }
     return responses
 
 
@@ -158,7 +165,7 @@ def _task_paths() -> Json:
                 "requestBody": _body(_ref("CreateTask")),
                 "responses": {
                     "201": _json(_ref("Task"), "Created"),
-                    **_errors(401, 404, 409, 503, *_BODY_ERRORS),
+                    **_errors(401, 404, 409, 502, 503, *_BODY_ERRORS),
                 },
             },
             "get": {
@@ -185,6 +192,18 @@ def _task_paths() -> Json:
                 "responses": {
                     "200": _json(_ref("Task")),
                     **_errors(401, 404, 409, 503, *_BODY_ERRORS),
+                },
+            }
+        },
+        "/v1/tasks/{task_id}/actions": {
+            "post": {
+                "summary": "Start a follow-up (upscale, variation, reroll) as a child task",
+                "security": _BEARER,
+                "parameters": [_TASK_ID],
+                "requestBody": _body(_ref("ActionRequest")),
+                "responses": {
+                    "201": _json(_ref("Task"), "Created"),
+                    **_errors(401, 404, 409, 502, 503, *_BODY_ERRORS),
                 },
             }
         },
@@ -226,6 +245,64 @@ def _hook_paths() -> Json:
     }
 
 
+def _event_paths() -> Json:
+    resume = [
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "description": "resume after this event (EventSource sends it on reconnect)",
+            "schema": {"type": "string", "pattern": "^[0-9]{0,19}$"},  # empty: not resuming
+        },
+        {"name": "last_event_id", "in": "query", "schema": {"type": "string"}},
+    ]
+    filters: list[Json] = [
+        {
+            "name": name,
+            "in": "query",
+            "description": "comma-separated values",
+            "schema": {"type": "string"},
+        }
+        for name in ("task_id", "provider", "type", "status", "channel")
+    ]
+    frame = _object(
+        {"data": {"type": "string"}},
+        {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "event": {"type": "string", "description": "message (an Event as JSON) or reset"},
+        },
+    )
+    stream = {
+        "description": "Server-Sent Events; each `id:` is the event's seq, `data:` its JSON",
+        "content": {"text/event-stream": {"schema": frame}},
+    }
+    return {
+        "/v1/events": {
+            "get": {
+                "summary": "Every applied event as Server-Sent Events, filtered",
+                "security": _BEARER,
+                "parameters": [*filters, *resume],
+                "responses": {"200": stream, **_errors(400, 401, 429, 503)},
+            }
+        },
+        "/v1/tasks/{task_id}/events": {
+            "get": {
+                "summary": "One task's events as Server-Sent Events (subscriber token or key)",
+                "parameters": [
+                    _TASK_ID,
+                    {"name": "token", "in": "query", "schema": {"type": "string"}},
+                    {"name": "stay_open", "in": "query", "schema": {"type": "string"}},
+                    *resume,
+                ],
+                "responses": {
+                    "200": stream,
+                    "204": {"description": "the task is finished and the client has it all"},
+                    **_errors(400, 401, 403, 404, 429, 503),
+                },
+            }
+        },
+    }
+
+
 def _meta_paths() -> Json:
     return {
         "/openapi.json": {
@@ -242,6 +319,7 @@ PATH_GROUPS: list[Callable[[], Json]] = [
     _health_paths,
     _metrics_paths,
     _task_paths,
+    _event_paths,
     _hook_paths,
     _meta_paths,
 ]
@@ -355,16 +433,27 @@ def _schemas() -> Json:
         ),
         "CreateTask": _object(
             {"provider": {"type": "string", "enum": sorted(ADAPTERS)}},
-            {
-                "external_id": short,
-                "parent_id": short,
-                "metadata": {"type": "object"},
-                "deadline_s": {
-                    "type": "number",
-                    "exclusiveMinimum": 0,
-                    "maximum": 100 * 365 * 86_400,
+            {  # null is the same as leaving a field out
+                "external_id": {**short, "type": ["string", "null"]},
+                "parent_id": {**short, "type": ["string", "null"]},
+                "metadata": _nullable("object"),
+                "deadline_s": _nullable("number", exclusiveMinimum=0, maximum=100 * 365 * 86_400),
+                "submit": {
+                    "type": "object",
+                    "description": "start the task at the provider too (then no external_id "
+                    "or parent_id); options are the provider's own submit fields",
+                    "required": ["prompt"],
+                    "properties": {
+                        "prompt": {"type": "string", "minLength": 1, "maxLength": 8000},
+                        "options": {"type": "object"},
+                    },
+                    "additionalProperties": False,
                 },
             },
+        ),
+        "ActionRequest": _object(
+            {"action": {"type": "string", "enum": ["upscale", "variation", "reroll"]}},
+            {"index": _nullable("integer", minimum=1, maximum=4)},
         ),
         "Bind": _object({"external_id": short}),
         "AccountHook": _object({"provider": {"type": "string"}, "url": {"type": "string"}}),

@@ -9,6 +9,7 @@ the hub stores as ``unrecognised`` instead of guessing.
 
 from __future__ import annotations
 
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -78,8 +79,10 @@ def progress(value: Any) -> int | None:
     """A 0-100 progress from a number or a string such as ``"45"`` or ``"45%"``."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        number = float(value)
+    if isinstance(value, int):  # clamped as an int: float() of a huge one overflows
+        return max(0, min(100, value))
+    if isinstance(value, float):
+        number = value
     elif isinstance(value, str):
         try:
             number = float(value.strip().rstrip("%"))
@@ -87,7 +90,7 @@ def progress(value: Any) -> int | None:
             return None
     else:
         return None
-    if number != number:  # NaN
+    if not math.isfinite(number):  # NaN, or an infinity int() cannot take
         return None
     return max(0, min(100, int(number)))
 

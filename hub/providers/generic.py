@@ -58,7 +58,7 @@ def _outputs(value: Any) -> tuple[Output, ...]:
             raise PayloadError("each output needs a string 'url'")
         role = item.get("role", "image")
         index = item.get("index")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:  # a list or dict is unhashable
             raise PayloadError(f"output 'role' must be one of {', '.join(sorted(_ROLES))}")
         if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
             raise PayloadError("output 'index' must be an integer")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hub.core import Hub
 
 MAX_PAGE = 200
+MAX_DEADLINE_S = 100 * 365 * 86_400
 
 
 def routes(hub: Hub) -> list[Route]:
@@ -43,9 +44,13 @@ def routes(hub: Hub) -> list[Route]:
             raise PayloadError("'metadata' must be an object")
         deadline = body.get("deadline_s")
         if deadline is not None and (
-            isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0
+            isinstance(deadline, bool)
+            or not isinstance(deadline, int | float)
+            or not 0 < deadline <= MAX_DEADLINE_S  # a huge int would overflow now + deadline
         ):
-            raise PayloadError("'deadline_s' must be a positive number of seconds")
+            raise PayloadError(
+                "'deadline_s' must be a positive number of seconds, at most 100 years"
+            )
         task = await (
             submit.submit_task(hub, request, provider, body, metadata=metadata, deadline_s=deadline)
             if body.get("submit") is not None  # register, then start it at the provider
@@ -64,7 +69,7 @@ def routes(hub: Hub) -> list[Route]:
         query = request.query_params
         status = query.get("status")
         try:
-            status_filter = Status(status) if status else None
+            status_filter = Status(status) if status is not None else None  # "" is no status
         except ValueError:
             raise ApiError(400, "bad_request", f"unknown status {status!r}") from None
         page = _int_param(query.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
