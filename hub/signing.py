@@ -9,6 +9,7 @@ task. Rotation: the first secret signs, every secret verifies.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 from collections.abc import Sequence
@@ -104,6 +105,8 @@ class Signer:
             if max_age is not None and time.time() - signed_at > max_age:
                 raise TokenExpired("token expired")
             return payload
+        if not _canonical(token):
+            raise TokenError("invalid token")
         try:
             payload, stamp = self._serializers[purpose].loads(
                 token, max_age=max_age, return_timestamp=True
@@ -116,6 +119,23 @@ class Signer:
             self._verified.pop(next(iter(self._verified)))
         self._verified[(purpose, token)] = (payload, stamp.timestamp())
         return payload
+
+
+def _canonical(token: str) -> bool:
+    """Whether the signature is spelled exactly as the hub mints it.
+
+    itsdangerous decodes base64 leniently (it drops non-ASCII characters and ignores the spare
+    bits of the last character), so without this one signed token has many spellings that all
+    verify; the HMAC already covers the rest of the token byte for byte.
+    """
+    _, dot, signature = token.rpartition(".")
+    if not dot or not signature.isascii():
+        return False
+    try:
+        raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    except ValueError:  # binascii.Error is a ValueError
+        return False
+    return base64.urlsafe_b64encode(raw).rstrip(b"=") == signature.encode()
 
 
 def _is_pair(payload: Any) -> bool:
