@@ -10,7 +10,7 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,11 @@ DAY = 86_400
 class Settings:
     """Everything the hub can be configured with. Build with :meth:`from_env`."""
 
-    secret: tuple[str, ...] = ()
-    api_key: str | None = None
-    database_url: str | None = None
-    broker_url: str = "memory://"
+    # Secrets (and URLs that may carry a password) stay out of repr(), hence out of logs.
+    secret: tuple[str, ...] = field(default=(), repr=False)
+    api_key: str | None = field(default=None, repr=False)
+    database_url: str | None = field(default=None, repr=False)
+    broker_url: str = field(default="memory://", repr=False)
     public_url: str | None = None
     data_dir: Path = Path("hub-data")
     host: str = "127.0.0.1"
@@ -49,13 +50,13 @@ class Settings:
     log_retention_s: float = 0.0
     # Provider APIs (submit, polling, actions): base URLs default to the real services.
     linkrapi_url: str = "https://linkrapi.com"
-    linkrapi_key: str | None = None
+    linkrapi_key: str | None = field(default=None, repr=False)
     midjourney_api_url: str = "https://api.midjourney-api.com"
-    midjourney_api_key: str | None = None
+    midjourney_api_key: str | None = field(default=None, repr=False)
     imagineapi_url: str = "https://cl.imagineapi.dev"
-    imagineapi_key: str | None = None
+    imagineapi_key: str | None = field(default=None, repr=False)
     midapi_url: str = "https://api.midapi.ai"
-    midapi_key: str | None = None
+    midapi_key: str | None = field(default=None, repr=False)
     provider_concurrency: str = ""
     provider_timeout_s: float = 30.0
     submit_attempts: int = 5
