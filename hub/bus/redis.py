@@ -6,6 +6,9 @@ nothing in Redis (a restarted Redis loses nothing that matters), and is the fast
 it does not do, replay after a disconnect, the store does: after every reconnect the bus asks
 the dispatcher to catch up (:attr:`Bus.on_reconnect`).
 
+A replica hands its own committed events to its own dispatcher directly and skips its own
+message when it comes back, so its local streams and waiters never wait for Redis.
+
 The failures this module is written against:
 
 * broadcaster #144, a listener that hangs silently after Redis goes away: the listener
