@@ -6,6 +6,7 @@ generated once and kept in the data folder, so callback URLs keep working across
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -48,6 +49,11 @@ class Settings:
     sse_buffer_bytes: int = 1024 * 1024
     cors_origins: str = ""
     log_retention_s: float = 0.0
+    # Abuse limits (SECURITY.md): webhooks per client address, and slow request bodies.
+    hook_rate: float = 1000.0
+    hook_burst: int = 2000
+    hook_rate_exempt: str = "127.0.0.1,::1"
+    body_timeout_s: float = 10.0
     # Provider APIs (submit, polling, actions): base URLs default to the real services.
     linkrapi_url: str = "https://linkrapi.com"
     linkrapi_key: str | None = field(default=None, repr=False)
@@ -99,6 +105,15 @@ class Settings:
                 raise ConfigError(f"HUB_{name.upper()} must be positive")
         if self.submit_attempts < 1:
             raise ConfigError("HUB_SUBMIT_ATTEMPTS must be at least 1")
+        if self.hook_rate < 0 or self.hook_burst < 1 or self.body_timeout_s < 0:
+            raise ConfigError(
+                "HUB_HOOK_RATE and HUB_BODY_TIMEOUT_S must be >= 0 (0: off), HUB_HOOK_BURST >= 1"
+            )
+        for entry in filter(None, (e.strip() for e in self.hook_rate_exempt.split(","))):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ConfigError(f"HUB_HOOK_RATE_EXEMPT: {entry!r} is no address") from None
 
     @property
     def effective_database_url(self) -> str:
@@ -141,6 +156,7 @@ _INTS = {
     "sse_max_streams",
     "sse_buffer_bytes",
     "submit_attempts",
+    "hook_burst",
 }
 _FLOATS = {
     "wait_max_s",
@@ -153,6 +169,8 @@ _FLOATS = {
     "poll_after_s",
     "poll_max_interval_s",
     "poll_tick_s",
+    "hook_rate",
+    "body_timeout_s",
 }
 
 

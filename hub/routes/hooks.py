@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.errors import HubError
 from hub.http import ApiError, is_json_content_type, parse_json_object
+from hub.limits import BodyDeadlines, RateLimiter
 from hub.models import Source
 from hub.providers import get_adapter
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("hub.hooks")
 
 PREFIX = "/hooks/"
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -38,6 +40,8 @@ class HookEndpoint:
     def __init__(self, hub: Hub, app: ASGIApp) -> None:
         self.hub = hub
         self.app = app
+        self.limiter = RateLimiter.from_settings(hub.settings)
+        self.deadlines = BodyDeadlines(hub.settings.body_timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,14 +54,20 @@ class HookEndpoint:
         elif len(parts) == 3 and parts[1] == "account" and parts[0] and parts[2]:
             provider, token, account = parts[0], parts[2], True
         else:
+            if scope["method"] not in _BODILESS:  # every route's body has the same deadline
+                receive = self.deadlines.guard(receive)
             await self.app(scope, receive, send)
             return
         headers = [*_JSON_HEADERS]
         try:
+            if self.limiter is not None:  # before anything else: forged tokens count too
+                client = scope.get("client")
+                self.limiter.check(client[0] if client else "")
             if scope["method"] != "POST":
                 headers.append((b"allow", b"POST"))
                 raise ApiError(405, "method_not_allowed", "webhooks are POSTed")
-            body = await self._ingest(scope, receive, provider, token, account)
+            guarded = self.deadlines.guard(receive)
+            body = await self._ingest(scope, guarded, provider, token, account)
             status = 200
         except HubError as exc:
             status = exc.status_code
