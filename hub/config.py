@@ -47,6 +47,7 @@ class Settings:
     sse_retry_ms: int = 3000
     sse_max_streams: int = 10_000
     sse_buffer_bytes: int = 1024 * 1024
+    sse_max_per_token: int = 10
     cors_origins: str = ""
     log_retention_s: float = 0.0
     # Abuse limits (SECURITY.md): webhooks per client address, and slow request bodies.
@@ -105,10 +106,12 @@ class Settings:
                 raise ConfigError(f"HUB_{name.upper()} must be positive")
         if self.submit_attempts < 1:
             raise ConfigError("HUB_SUBMIT_ATTEMPTS must be at least 1")
-        if self.hook_rate < 0 or self.hook_burst < 1 or self.body_timeout_s < 0:
+        if min(self.hook_rate, self.body_timeout_s, self.sse_max_per_token) < 0:
             raise ConfigError(
-                "HUB_HOOK_RATE and HUB_BODY_TIMEOUT_S must be >= 0 (0: off), HUB_HOOK_BURST >= 1"
+                "HUB_HOOK_RATE, HUB_BODY_TIMEOUT_S and HUB_SSE_MAX_PER_TOKEN must be >= 0 (0: off)"
             )
+        if self.hook_burst < 1:
+            raise ConfigError("HUB_HOOK_BURST must be at least 1")
         for entry in filter(None, (e.strip() for e in self.hook_rate_exempt.split(","))):
             try:
                 ipaddress.ip_network(entry, strict=False)
@@ -155,6 +158,7 @@ _INTS = {
     "sse_retry_ms",
     "sse_max_streams",
     "sse_buffer_bytes",
+    "sse_max_per_token",
     "submit_attempts",
     "hook_burst",
 }

@@ -281,7 +281,7 @@ def _event_paths() -> Json:
                 "summary": "Every applied event as Server-Sent Events, filtered",
                 "security": _BEARER,
                 "parameters": [*filters, *resume],
-                "responses": {"200": stream, **_errors(400, 401, 429, 503)},
+                "responses": {"200": stream, **_errors(400, 401, 503)},
             }
         },
         "/v1/tasks/{task_id}/events": {

@@ -274,3 +274,36 @@ async def test_a_provider_delivery_id_is_the_idempotency_key(tmp_path: Path) -> 
             )
         assert (a.json()["disposition"], b.json()["disposition"]) == ("applied", "duplicate")
         assert (await hub.get(task["id"])).progress == 5
+
+
+# -- streams per token --------------------------------------------------------------------
+
+
+async def test_streams_per_subscriber_token_are_capped(tmp_path: Path) -> None:
+    async with running(tmp_path, sse_max_per_token=2) as (_, url):
+        task = await register(url)
+        stream_url = task["events_url"] + "&stay_open=1"
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+            for _ in range(2):
+                opened = await stack.enter_async_context(client.stream("GET", stream_url))
+                assert opened.status_code == 200
+            refused = await client.get(stream_url)
+            assert refused.status_code == 429
+            assert refused.json()["error"]["code"] == "too_many_streams_for_token"
+            assert int(refused.headers["retry-after"]) >= 1
+            # The operator's API key is not a subscriber token: only the global cap applies.
+            async with client.stream(
+                "GET", f"{url}/v1/tasks/{task['id']}/events?stay_open=1", headers=AUTH
+            ) as operator:
+                assert operator.status_code == 200
+        # Closed streams give their slots back (once the server has seen them go).
+        async with httpx.AsyncClient(timeout=10) as client, asyncio.timeout(10):
+            while True:
+                async with (
+                    client.stream("GET", stream_url) as a,
+                    client.stream("GET", stream_url) as b,
+                ):
+                    if a.status_code == b.status_code == 200:
+                        break
+                await asyncio.sleep(0.05)

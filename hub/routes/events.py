@@ -46,14 +46,41 @@ class _StreamEndpoint(ABC):
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        self._per_token: dict[str, int] = {}  # open streams by subscriber token
 
     @abstractmethod
     async def open(self, request: Request) -> tuple[Subscriber, CatchUp]:
         """Authorize and parse; raise :class:`~hub.errors.HubError` to refuse."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        sub, catch_up = await self.open(request)
+        token = getattr(request.state, "stream_token", None)
+        cap = self.hub.settings.sse_max_per_token
+        if token is None or not cap:
+            await self._serve(scope, receive, send, sub, catch_up)
+            return
+        # Per subscriber token (a URL handed to a browser): one leaked URL cannot take the
+        # whole HUB_SSE_MAX_STREAMS. API-key streams are the operator's and only count there.
+        if self._per_token.get(token, 0) >= cap:
+            raise ApiError(
+                429,
+                "too_many_streams_for_token",
+                f"this token already has {cap} open streams",
+                {"Retry-After": str(max(1, math.ceil(self.hub.settings.sse_retry_ms / 1000)))},
+            )
+        self._per_token[token] = self._per_token.get(token, 0) + 1
+        try:
+            await self._serve(scope, receive, send, sub, catch_up)
+        finally:
+            left = self._per_token.pop(token) - 1
+            if left:
+                self._per_token[token] = left
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, sub: Subscriber, catch_up: CatchUp
+    ) -> None:
         hub = self.hub
-        sub, catch_up = await self.open(Request(scope))
         fanout = hub.fanout
         retry_ms = hub.settings.sse_retry_ms
         if fanout.closing or not hub.running:
@@ -137,6 +164,7 @@ class TaskEvents(_StreamEndpoint):
                 401, "unauthorized", "a subscriber token (?token=… or Bearer) is required"
             )
         self.hub.signer.verify_subscriber(token, task_id)
+        request.state.stream_token = token  # counted against HUB_SSE_MAX_PER_TOKEN
 
 
 def _last_event_id(request: Request) -> int | None:
