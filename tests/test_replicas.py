@@ -15,12 +15,16 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from hub.models import Status, Task
 from hub.store.base import CreateTask
 from hub.store.postgres import PostgresStore
 from tests.backends import metric_value, until
-from tests.support import ROOT, HubProcess
+from tests.support import ROOT, HubProcess, serve
 
 API_KEY = "replica-test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -261,3 +265,65 @@ async def test_no_task_is_polled_by_two_replicas_at_once(postgres_url: str) -> N
         spans.sort()
         for (_, end, owner), (start, _, next_owner) in itertools.pairwise(spans):
             assert start >= end, f"{task_id} polled by {owner} and {next_owner} at once"
+
+
+class FakeLinkrApi:
+    """LinkrAPI's status endpoint, counting how many polls of each task are in flight at once."""
+
+    def __init__(self) -> None:
+        self.in_flight: dict[str, int] = {}
+        self.most_at_once: dict[str, int] = {}
+        self.polls: dict[str, int] = {}
+
+    def app(self) -> Starlette:
+        async def fetch(request: Request) -> JSONResponse:
+            task_id = request.path_params["task_id"]
+            self.in_flight[task_id] = self.in_flight.get(task_id, 0) + 1
+            self.most_at_once[task_id] = max(
+                self.most_at_once.get(task_id, 0), self.in_flight[task_id]
+            )
+            try:
+                await asyncio.sleep(0.05)  # a slow provider widens any overlap
+            finally:
+                self.in_flight[task_id] -= 1
+            self.polls[task_id] = self.polls.get(task_id, 0) + 1
+            progress = min(self.polls[task_id], 99)
+            return JSONResponse({"task_id": task_id, "status": "processing", "progress": progress})
+
+        return Starlette(routes=[Route("/api/v1/fetch/{task_id}", fetch)])
+
+
+async def test_pollers_on_three_replicas_never_poll_one_task_at_once(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    provider = FakeLinkrApi()
+    async with serve(provider.app()) as provider_url:
+        env = {
+            "HUB_DATABASE_URL": postgres_url,
+            "HUB_BROKER_URL": redis_url,
+            "HUB_SECRET": "replica-test-secret",
+            "HUB_API_KEY": API_KEY,
+            "HUB_LINKRAPI_URL": provider_url,
+            "HUB_LINKRAPI_KEY": "lkr_test",
+            # Poll as often as possible, so three pollers keep competing for the same tasks.
+            "HUB_POLL_AFTER_S": "0.02",
+            "HUB_POLL_TICK_S": "0.02",
+            "HUB_POLL_MAX_INTERVAL_S": "0.05",
+        }
+        replicas = [HubProcess({**env, "HUB_DATA_DIR": str(tmp_path / n)}) for n in "abc"]
+        try:
+            await asyncio.gather(*(asyncio.to_thread(r.start, 30.0) for r in replicas))
+            async with httpx.AsyncClient(headers=AUTH, timeout=30) as http:
+                for index in range(4):
+                    body = {"provider": "linkrapi", "external_id": f"lk-{index}"}
+                    created = await http.post(replicas[index % 3].url + "/v1/tasks", json=body)
+                    assert created.status_code == 201, created.text
+
+            async def polled_often() -> bool:
+                ids = [f"lk-{i}" for i in range(4)]
+                return all(provider.polls.get(i, 0) >= 8 for i in ids)
+
+            await until(polled_often, timeout=20, what="every task to be polled 8 times")
+        finally:
+            await asyncio.gather(*(asyncio.to_thread(r.stop) for r in replicas))
+    assert provider.most_at_once == {f"lk-{i}": 1 for i in range(4)}
