@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -134,6 +135,7 @@ def test_fuzz_api_against_a_live_hub(tmp_path: Path) -> None:
         streams = httpx.Client(timeout=10)
         with requests.Session() as session, streams:
             for result in schema.get_all_operations():
+                assert isinstance(result, Ok), result
                 operation = result.ok()
                 spec = doc["paths"][operation.path][operation.method.lower()]
                 modes = [GenerationMode.POSITIVE]
