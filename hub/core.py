@@ -19,7 +19,7 @@ from hub.bus import Bus, bus_from_url
 from hub.commit import GroupCommitter
 from hub.config import Settings
 from hub.dispatch import Dispatcher
-from hub.errors import ConfigError, HubError, TaskNotFound, WaitTimeout
+from hub.errors import ConfigError, TaskNotFound, WaitTimeout
 from hub.metrics import HubMetrics
 from hub.models import Event, Source, Status, Task, Update
 from hub.poller import Poller
@@ -277,24 +277,16 @@ class Hub:
         source: Source = Source.WEBHOOK,
     ) -> WriteResult:
         """Store one provider report and apply it; returns once it is committed."""
-        try:
-            result = await self._committer.submit(
-                Ingest(
-                    provider=provider,
-                    update=update,
-                    source=source,
-                    received_at=time.time(),
-                    raw=raw,
-                    task_id=task_id,
-                )
+        return await self._committer.submit(
+            Ingest(
+                provider=provider,
+                update=update,
+                source=source,
+                received_at=time.time(),
+                raw=raw,
+                task_id=task_id,
             )
-        except HubError as exc:
-            if source is Source.WEBHOOK:
-                self.metrics.webhook(provider, exc.code)
-            raise
-        if source is Source.WEBHOOK:
-            self.metrics.webhook(provider, result.events[0].disposition.value)
-        return result
+        )
 
     async def wait(self, task_id: str, *, timeout: float) -> Task:
         """The task once it is terminal; at once if it already is.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ from hub.errors import HubError
 from hub.models import ErrorCategory, ErrorInfo, Source, Status, Task, Update
 from hub.providers.client import ProviderError, ProviderRateLimited
 from hub.providers.clients import ProviderClients
-from hub.store.base import PollClaim, TaskFilter
+from hub.store.base import PollClaim
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -39,7 +40,6 @@ logger = logging.getLogger("hub.poller")
 LEASE_S = 120.0
 BATCH = 50
 PARALLEL = 8
-_IN_FLIGHT = (Status.QUEUED, Status.RUNNING, Status.AWAITING_INPUT)
 
 
 class Poller:
@@ -79,22 +79,31 @@ class Poller:
         return len(claims)
 
     async def reconcile(self) -> int:
-        """Check every bound task in flight with its provider; returns how many were asked."""
-        due: list[Task] = []
-        for status in _IN_FLIGHT:
-            cursor: str | None = None
-            while True:
-                page = await self.hub.store.list_tasks(
-                    TaskFilter(status=status, before=cursor, limit=200)
-                )
-                due += [t for t in page if t.external_id and self.clients.get(t.provider)]
-                if len(page) < 200:
-                    break
-                cursor = page[-1].id
-        await asyncio.gather(*(self._check(task) for task in due))
-        if due:
-            logger.info("reconciled %d task(s) in flight", len(due))
-        return len(due)
+        """Check every bound task in flight with its provider; returns how many were asked.
+
+        Runs at start-up. It takes the same leases as polling, so replicas starting together
+        split the tasks between them instead of each asking about all of them.
+        """
+        claims: list[PollClaim] = []
+        while True:
+            batch = await self.hub.store.claim_polls(
+                self.owner, time.time(), LEASE_S, BATCH, due_by=math.inf
+            )
+            if not batch:
+                break
+            claims += batch
+        asked = [c for c in claims if c.task.external_id and self.clients.get(c.task.provider)]
+        outcomes = await asyncio.gather(*(self._check(c.task) for c in asked))
+        checked = {c.task.id: outcome for c, outcome in zip(asked, outcomes, strict=True)}
+        now = time.time()
+        for claim in claims:
+            outcome = checked.get(claim.task.id)
+            done = outcome is not None and outcome.terminal
+            next_at = None if done else now + self.settings.poll_after_s
+            await self.hub.store.release_poll(claim.task.id, self.owner, next_at, claim.attempts)
+        if asked:
+            logger.info("reconciled %d task(s) in flight", len(asked))
+        return len(asked)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -154,12 +163,15 @@ class Poller:
             try:
                 fetched = await client.fetch(task.external_id)
             except ProviderRateLimited as exc:
+                self.hub.metrics.poll_call(task.provider, "rate_limited")
                 pause = exc.retry_after if exc.retry_after is not None else self._interval(1)
                 self._paused_until[task.provider] = time.time() + pause
                 return None
             except (ProviderError, HubError) as exc:
+                self.hub.metrics.poll_call(task.provider, "error")
                 logger.info("status of %s at %s: %s", task.id, task.provider, exc.message)
                 return None
+        self.hub.metrics.poll_call(task.provider, "ok")
         result = await self.hub.receive(
             task.provider, fetched.update, task_id=task.id, raw=fetched.raw, source=Source.POLL
         )

@@ -117,5 +117,5 @@ async def running(
 async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
     """Wait until ``check()`` is true (bounded)."""
     async with asyncio.timeout(timeout):
-        while not check():  # noqa: ASYNC110 - a condition on plain data, not an event
+        while not check():
             await asyncio.sleep(interval)

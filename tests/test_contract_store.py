@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -282,6 +283,19 @@ async def test_poll_leases_never_overlap(store: Store, other: Store) -> None:
     assert {c.task.id for c in expired} == {t.id for t in due} - {claimed}
     await store.release_poll(claimed, "c", next_poll_at=None, attempts=2)
     assert await store.claim_polls("e", now + 3600 * 2, lease_s=30, limit=10) != []
+
+
+async def test_reconciliation_horizon_never_steals_a_live_lease(store: Store) -> None:
+    now = time.time()
+    soon, later = make_task(), make_task()
+    await create(store, soon, polls=now - 1)
+    await create(store, later, polls=now + 3600)
+    held = await store.claim_polls("a", now, lease_s=30, limit=10)
+    assert [c.task.id for c in held] == [soon.id]
+    # Everything in flight is due by infinity, but a lease held at ``now`` still counts.
+    swept = await store.claim_polls("b", now, lease_s=30, limit=10, due_by=math.inf)
+    assert [c.task.id for c in swept] == [later.id]
+    assert await store.claim_polls("c", now, lease_s=30, limit=10, due_by=math.inf) == []
 
 
 async def test_a_store_that_is_not_running_raises_store_unavailable(store_url: str) -> None:

@@ -115,3 +115,19 @@ def test_each_hub_has_its_own_registry() -> None:
     first.webhook("generic", "applied")
     assert metric_value(first.render().decode(), "hub_webhooks_total") == 1
     assert metric_value(second.render().decode(), "hub_webhooks_total") == 0
+
+
+async def test_refused_webhooks_are_counted_without_junk_labels(
+    served: tuple[Hub, httpx.AsyncClient],
+) -> None:
+    _, client = served
+    task = (await client.post("/v1/tasks", json={"provider": "generic"})).json()
+    forged = task["callback_url"][:-4] + "AAAA"
+    assert (await client.post(forged, json={"status": "running"})).status_code == 401
+    junk = await client.post("/hooks/no-such-provider/token", json={"status": "running"})
+    assert junk.status_code == 404
+    text = (await client.get("/metrics")).text
+    webhooks = "hub_webhooks_total"
+    assert metric_value(text, webhooks, provider="generic", outcome="invalid_token") == 1
+    assert metric_value(text, webhooks, provider="unknown", outcome="unknown_provider") == 1
+    assert "no-such-provider" not in text

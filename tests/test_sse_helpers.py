@@ -145,7 +145,7 @@ async def stream(
 async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
     """Wait (bounded) until ``check()`` holds."""
     async with asyncio.timeout(timeout):
-        while not check():  # noqa: ASYNC110  (polls state owned by the hub under test)
+        while not check():
             await asyncio.sleep(0.01)
 
 

@@ -22,7 +22,7 @@ from hub.errors import HubError
 from hub.http import ApiError, is_json_content_type, parse_json_object
 from hub.limits import BodyDeadlines, RateLimiter
 from hub.models import Source
-from hub.providers import get_adapter
+from hub.providers import ADAPTERS, get_adapter
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -67,9 +67,11 @@ class HookEndpoint:
                 headers.append((b"allow", b"POST"))
                 raise ApiError(405, "method_not_allowed", "webhooks are POSTed")
             guarded = self.deadlines.guard(receive)
-            body = await self._ingest(scope, guarded, provider, token, account)
+            body, disposition = await self._ingest(scope, guarded, provider, token, account)
             status = 200
+            self._count(provider, disposition)
         except HubError as exc:
+            self._count(provider, exc.code)
             status = exc.status_code
             body = _error_body(exc.code, exc.message)
             headers.extend(
@@ -83,9 +85,14 @@ class HookEndpoint:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
+    def _count(self, provider: str, outcome: str) -> None:
+        # The provider segment is client input: only known slugs become label values, so
+        # junk URLs cannot grow the metric's cardinality.
+        self.hub.metrics.webhook(provider if provider in ADAPTERS else "unknown", outcome)
+
     async def _ingest(
         self, scope: Scope, receive: Receive, provider: str, token: str, account: bool
-    ) -> bytes:
+    ) -> tuple[bytes, str]:
         hub = self.hub
         adapter = get_adapter(provider)
         content_type, content_length = _headers(scope)
@@ -104,10 +111,9 @@ class HookEndpoint:
             provider, update, task_id=task_id, raw=raw.decode(), source=Source.WEBHOOK
         )
         event = result.events[0]
-        return b'{"ok":true,"event_id":%d,"disposition":"%s"}' % (
-            event.id,
-            event.disposition.value.encode(),
-        )
+        disposition = event.disposition.value
+        body = b'{"ok":true,"event_id":%d,"disposition":"%s"}' % (event.id, disposition.encode())
+        return body, disposition
 
 
 def _route_path(scope: Scope) -> str:

@@ -129,13 +129,14 @@ class Store(ABC):
 
     @abstractmethod
     async def claim_polls(
-        self, owner: str, now: float, lease_s: float, limit: int
+        self, owner: str, now: float, lease_s: float, limit: int, *, due_by: float | None = None
     ) -> list[PollClaim]:
-        """Lease up to ``limit`` non-terminal tasks whose poll or deadline is due at ``now``.
+        """Lease up to ``limit`` non-terminal tasks whose poll or deadline is due.
 
-        A task is due when ``next_poll_at <= now`` or ``deadline_at <= now``. A leased task is
-        not handed to another owner until ``lease_s`` has passed or :meth:`release_poll` runs,
-        so no task is polled by two processes at once.
+        A task is due when ``next_poll_at`` or ``deadline_at`` is at or before ``due_by``
+        (default ``now``; start-up reconciliation passes infinity to take every task in
+        flight). A task leased at ``now`` is not handed to another owner until ``lease_s`` has
+        passed or :meth:`release_poll` runs, so no task is polled by two processes at once.
         """
 
     @abstractmethod

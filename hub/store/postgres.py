@@ -141,14 +141,14 @@ class PostgresStore(Store):
         return int(status.split()[-1])
 
     async def claim_polls(
-        self, owner: str, now: float, lease_s: float, limit: int
+        self, owner: str, now: float, lease_s: float, limit: int, *, due_by: float | None = None
     ) -> list[PollClaim]:
         # SKIP LOCKED: replicas claiming at the same moment each take different rows instead
         # of queueing behind one another; the lease then keeps them apart until released.
         rows = await self._fetch(
             f"UPDATE tasks SET lease_owner = $1, lease_until = $2 WHERE id IN ("
             "SELECT id FROM tasks WHERE status <> ALL($3::text[]) "
-            "AND (next_poll_at <= $4 OR deadline_at <= $4) "
+            "AND (next_poll_at <= $6 OR deadline_at <= $6) "
             "AND (lease_until IS NULL OR lease_until < $4) "
             "ORDER BY COALESCE(next_poll_at, deadline_at) LIMIT $5 FOR UPDATE SKIP LOCKED) "
             f"RETURNING {TASK_COLUMNS}, poll_attempts, COALESCE(next_poll_at, deadline_at) AS due",
@@ -157,6 +157,7 @@ class PostgresStore(Store):
             _TERMINAL,
             now,
             limit,
+            now if due_by is None else due_by,
             retry=False,
         )
         rows.sort(key=lambda row: row["due"])

@@ -124,8 +124,9 @@ class SQLiteStore(Store):
         )
 
     async def claim_polls(
-        self, owner: str, now: float, lease_s: float, limit: int
+        self, owner: str, now: float, lease_s: float, limit: int, *, due_by: float | None = None
     ) -> list[PollClaim]:
+        due = now if due_by is None else due_by
         async with self._write_lock:
             db = self._db(self._writer)
             try:
@@ -137,7 +138,7 @@ class SQLiteStore(Store):
                         "AND (next_poll_at <= ? OR deadline_at <= ?) "
                         "AND (lease_until IS NULL OR lease_until < ?) "
                         "ORDER BY COALESCE(next_poll_at, deadline_at) LIMIT ?",
-                        (now, now, now, limit),
+                        (due, due, now, limit),
                     )
                     rows = list(await cursor.fetchall())
                     await db.executemany(
