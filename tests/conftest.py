@@ -39,8 +39,10 @@ async def hub(settings: Settings) -> AsyncIterator[Hub]:
 async def served(settings: Settings) -> AsyncIterator[tuple[Hub, httpx.AsyncClient]]:
     """A hub behind a real uvicorn on loopback, and an httpx client pointed at it."""
     hub = Hub(settings)
-    async with serve(hub.app) as url:
-        async with httpx.AsyncClient(
+    async with (
+        serve(hub.app) as url,
+        httpx.AsyncClient(
             base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
-        ) as client:
-            yield hub, client
+        ) as client,
+    ):
+        yield hub, client
