@@ -185,7 +185,13 @@ class Runner:
             derandomize=True,
             database=None,
             phases=[Phase.explicit, Phase.generate, Phase.shrink],
-            suppress_health_check=list(HealthCheck),
+            # Schemathesis strategies are big and filter a lot by design.
+            suppress_health_check=[
+                HealthCheck.too_slow,
+                HealthCheck.filter_too_much,
+                HealthCheck.data_too_large,
+                HealthCheck.large_base_example,
+            ],
         )
         @given(case=self.operation.as_strategy(generation_mode=mode), data=st.data())
         def check(case: Any, data: st.DataObject) -> None:
