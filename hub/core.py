@@ -109,15 +109,27 @@ class Hub:
         """Open the store and the bus; start committing and dispatching."""
         if self._started:
             return
-        await self.store.start()
-        await self.dispatcher.start()
-        await self.bus.start(self.dispatcher.on_bus)
-        self.fanout.start()
-        self.pruner.start()
-        self._committer.start()
-        await self.providers.start()
-        self._started = True
-        await self.poller.start()
+        # A part that fails to start (Redis down, say) must not leave the parts before it
+        # running: open database threads would keep the process from exiting.
+        async with contextlib.AsyncExitStack() as undo:
+            await self.store.start()
+            undo.push_async_callback(self.store.close)
+            await self.dispatcher.start()
+            undo.push_async_callback(self.dispatcher.close)
+            await self.bus.start(self.dispatcher.on_bus)
+            undo.push_async_callback(self.bus.close)
+            self.fanout.start()
+            undo.push_async_callback(self.fanout.close)
+            self.pruner.start()
+            undo.push_async_callback(self.pruner.close)
+            self._committer.start()
+            undo.push_async_callback(self._committer.close)
+            await self.providers.start()
+            undo.push_async_callback(self.providers.close)
+            self._started = True
+            undo.callback(setattr, self, "_started", False)
+            await self.poller.start()
+            undo.pop_all()  # running: close() owns the shutdown from here
 
     async def close(self) -> None:
         """Commit what is queued, then close the bus and the store."""

@@ -97,3 +97,29 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "unsupported HUB_DATABASE_URL scheme" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+async def test_a_failed_start_leaves_nothing_running(tmp_path: Path) -> None:
+    import threading
+
+    from hub.bus.base import EventSink
+    from hub.bus.memory import MemoryBus
+
+    class BrokenBus(MemoryBus):
+        async def start(self, sink: EventSink) -> None:
+            raise RuntimeError("the bus cannot start")
+
+    before = threading.active_count()
+    hub = Hub(
+        Settings(
+            secret=("s",),
+            api_key="k",
+            data_dir=tmp_path,
+            database_url=f"sqlite:///{tmp_path / 'hub.db'}",
+        ),
+        bus=BrokenBus(),
+    )
+    with pytest.raises(RuntimeError, match="cannot start"):
+        await hub.start()
+    assert not hub.running
+    assert threading.active_count() == before  # the store's threads were closed again

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,14 @@ class SQLiteStore(Store):
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are explicit, one per batch.
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        self._writer = await _connect(self.path, isolation_level=None)
         self._writer.row_factory = aiosqlite.Row
         await self._writer.execute("PRAGMA journal_mode=WAL")
         await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
         await self._writer.execute("PRAGMA busy_timeout=5000")
         await self._migrate(self._writer)
         await self._load_counters()
-        self._reader = await aiosqlite.connect(self.path)
+        self._reader = await _connect(self.path)
         self._reader.row_factory = aiosqlite.Row
         await self._reader.execute("PRAGMA busy_timeout=5000")
         await self._reader.execute("PRAGMA query_only=1")
@@ -343,6 +344,20 @@ async def _select_in(db: aiosqlite.Connection, prefix: str, values: Iterable[str
         return []
     cursor = await db.execute(prefix + f"({', '.join('?' * len(items))})", items)
     return list(await cursor.fetchall())
+
+
+async def _connect(path: Path, **kwargs: Any) -> aiosqlite.Connection:
+    """An aiosqlite connection whose worker thread cannot keep the process alive.
+
+    aiosqlite's thread is not a daemon, so a store left open (a crashed caller, a cancelled
+    test) would hang interpreter exit forever. Nothing is at risk in letting it die: a commit
+    in progress is atomic in SQLite, and nothing uncommitted was ever acknowledged.
+    """
+    connection = aiosqlite.connect(path, **kwargs)
+    worker = getattr(connection, "_thread", connection)  # a Thread subclass before 0.21
+    if isinstance(worker, threading.Thread) and not worker.is_alive():
+        worker.daemon = True
+    return await connection
 
 
 def _statements(sql: str) -> list[str]:
