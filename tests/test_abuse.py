@@ -185,9 +185,20 @@ async def _trickle(url: str, path: str, *, body: bytes, send: bytes) -> tuple[by
     loop = asyncio.get_running_loop()
     started = loop.time()
     dripping = asyncio.create_task(drip())
+    answer = b""
     try:
         async with asyncio.timeout(15):
-            answer = await reader.read()  # to EOF: the server must also close the connection
+            answer = await reader.read(65536)
+            # Stop writing at once: a byte sent after the server closed draws a reset, which
+            # could race the rest of the answer.
+            dripping.cancel()
+            while chunk := await reader.read(65536):  # to EOF: the server must close it
+                answer += chunk
+    except ConnectionResetError:
+        # The server answered and closed while a dripped byte was in flight; what matters is
+        # that the answer arrived and the connection ended.
+        if not answer:
+            raise
     finally:
         dripping.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
