@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from hub.aio import cancel_and_wait
 from hub.models import Event
 from hub.store.base import Store
 
@@ -51,11 +52,8 @@ class Dispatcher:
 
     async def close(self) -> None:
         """Stop watching."""
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+        await cancel_and_wait(self._runner)
+        self._runner = None
 
     def on_bus(self, events: list[Event]) -> None:
         """The bus sink: deliver what is next in line, repair the rest."""

@@ -19,13 +19,13 @@ webhooks arrived while the hub was down are brought up to date without waiting f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
 import uuid
 from typing import TYPE_CHECKING
 
+from hub.aio import cancel_and_wait
 from hub.errors import HubError
 from hub.models import ErrorCategory, ErrorInfo, Source, Status, Task, Update
 from hub.providers.client import ProviderError, ProviderRateLimited
@@ -63,11 +63,7 @@ class Poller:
 
     async def close(self) -> None:
         """Stop polling; a lease left behind expires on its own."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     async def tick(self, now: float | None = None) -> int:

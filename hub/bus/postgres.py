@@ -22,6 +22,7 @@ import secrets
 import time
 from typing import Any
 
+from hub.aio import cancel_and_wait
 from hub.bus.base import Bus, BusUnavailable, EventSink
 from hub.models import Event, event_from_dict
 from hub.store.pgconn import DATABASE_ERRORS, asyncpg, split_url
@@ -63,11 +64,8 @@ class PostgresBus(Bus):
             await asyncio.wait_for(self._listening.wait(), START_WAIT_S)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        await cancel_and_wait(self._listener)
+        self._listener = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:

@@ -35,6 +35,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from hub.aio import cancel_and_wait
 from hub.bus.base import Bus, BusUnavailable, EventSink
 from hub.errors import MissingExtraError
 from hub.models import Event, event_from_dict
@@ -96,11 +97,8 @@ class RedisBus(Bus):
             await asyncio.wait_for(self._subscribed.wait(), START_WAIT_S)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        await cancel_and_wait(self._listener)
+        self._listener = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -9,7 +9,6 @@ seed providers, the simulator never retries a failed delivery.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -18,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from hub.aio import cancel_and_wait
 from hub.simulator.config import SimConfig
 
 logger = logging.getLogger("hub.simulator")
@@ -57,11 +57,7 @@ class Deliverer:
 
     async def close(self) -> None:
         """Stop sending; undelivered webhooks are lost, as at a real provider."""
-        for task in list(self._senders):
-            task.cancel()
-        for task in list(self._senders):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(list(self._senders))
         if self._http is not None:
             await self._http.aclose()
             self._http = None

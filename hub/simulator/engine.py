@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from hub.aio import cancel_and_wait
 from hub.simulator.config import SimConfig
 
 
@@ -133,11 +134,7 @@ class Engine:
 
     async def close(self) -> None:
         """Stop every job where it is."""
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(list(self._tasks))
 
     async def _run(self, job: Job, notify: Notify, semaphore: asyncio.Semaphore | None) -> None:
         notify(job)

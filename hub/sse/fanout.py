@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hub.aio import cancel_and_wait
 from hub.errors import HubError
 from hub.models import Event
 from hub.sse.frames import HEARTBEAT, event_frame
@@ -104,11 +105,8 @@ class FanOut:
     async def close(self, grace: float = 2.0) -> None:
         """:meth:`drain`, wait up to ``grace`` seconds for streams to end, then cut the rest."""
         self.drain()
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+        await cancel_and_wait(self._heartbeat)
+        self._heartbeat = None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), grace)
         for sub in list(self._admitted):

@@ -8,10 +8,10 @@ resume: a ``Last-Event-ID`` older than what is kept gets a ``reset`` event (see
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
+from hub.aio import cancel_and_wait
 from hub.store.base import Store
 
 logger = logging.getLogger("hub.sse")
@@ -35,11 +35,8 @@ class Pruner:
 
     async def close(self) -> None:
         """Stop pruning."""
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+        await cancel_and_wait(self._runner)
+        self._runner = None
 
     async def prune(self) -> int:
         """Prune once now; returns how many events went."""

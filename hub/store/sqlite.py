@@ -12,9 +12,10 @@ a process kill (the WAL is in the OS page cache) but the last commits may be los
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,22 +95,15 @@ class SQLiteStore(Store):
         await self._read_one("SELECT 1", ())
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
-        async with self._write_lock:
-            db = self._db(self._writer)
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    plan = await self._plan(db, ops)
-                    await self._save(db, plan)
-                    await db.execute("COMMIT")
-                except BaseException:
-                    await db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                await self._load_counters()
-                raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
-            self._next_id, self._next_seq = self._pending_counters
-            return plan.results
+        try:
+            async with self._transaction() as db:
+                plan = await self._plan(db, ops)
+                await self._save(db, plan)
+        except StoreUnavailable:
+            await self._load_counters()  # the batch rolled back: its ids were never used
+            raise
+        self._next_id, self._next_seq = self._pending_counters
+        return plan.results
 
     async def first_seq(self) -> int:
         row = await self._read_one("SELECT MIN(seq) AS s FROM events", ())
@@ -128,30 +122,20 @@ class SQLiteStore(Store):
         self, owner: str, now: float, lease_s: float, limit: int, *, due_by: float | None = None
     ) -> list[PollClaim]:
         due = now if due_by is None else due_by
-        async with self._write_lock:
-            db = self._db(self._writer)
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    cursor = await db.execute(
-                        f"SELECT {TASK_COLUMNS}, poll_attempts FROM tasks "
-                        f"WHERE {_NOT_TERMINAL} "
-                        "AND (next_poll_at <= ? OR deadline_at <= ?) "
-                        "AND (lease_until IS NULL OR lease_until < ?) "
-                        "ORDER BY COALESCE(next_poll_at, deadline_at) LIMIT ?",
-                        (due, due, now, limit),
-                    )
-                    rows = list(await cursor.fetchall())
-                    await db.executemany(
-                        "UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE id = ?",
-                        [(owner, now + lease_s, row["id"]) for row in rows],
-                    )
-                    await db.execute("COMMIT")
-                except BaseException:
-                    await db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                f"SELECT {TASK_COLUMNS}, poll_attempts FROM tasks "
+                f"WHERE {_NOT_TERMINAL} "
+                "AND (next_poll_at <= ? OR deadline_at <= ?) "
+                "AND (lease_until IS NULL OR lease_until < ?) "
+                "ORDER BY COALESCE(next_poll_at, deadline_at) LIMIT ?",
+                (due, due, now, limit),
+            )
+            rows = list(await cursor.fetchall())
+            await db.executemany(
+                "UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                [(owner, now + lease_s, row["id"]) for row in rows],
+            )
         return [PollClaim(task_from_row(row), int(row["poll_attempts"])) for row in rows]
 
     async def release_poll(
@@ -164,19 +148,30 @@ class SQLiteStore(Store):
         )
 
     async def _simple_write(self, sql: str, params: Sequence[Any]) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(sql, params)
+        return int(cursor.rowcount)
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The writer connection inside ``BEGIN IMMEDIATE … COMMIT``, rolled back on error.
+
+        One connection writes, so statements from two coroutines must never share a
+        transaction: the lock is held for the whole of it. SQLite errors become
+        :class:`StoreUnavailable` (a 503 for HTTP callers), never a 500.
+        """
         async with self._write_lock:
             db = self._db(self._writer)
             try:
                 await db.execute("BEGIN IMMEDIATE")
                 try:
-                    cursor = await db.execute(sql, params)
+                    yield db
                     await db.execute("COMMIT")
                 except BaseException:
                     await db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
-            return int(cursor.rowcount)
 
     async def get_task(self, task_id: str) -> Task | None:
         row = await self._read_one(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
@@ -306,15 +301,10 @@ class SQLiteStore(Store):
         for version, sql in migrations("sqlite"):
             if version in done:
                 continue
-            await db.execute("BEGIN IMMEDIATE")
-            try:
+            async with self._transaction() as tx:
                 for statement in _statements(sql):
-                    await db.execute(statement)
-                await db.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
+                    await tx.execute(statement)
+                await tx.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
 
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         db = self._db(self._reader)
