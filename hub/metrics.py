@@ -31,6 +31,7 @@ class HubMetrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
+        self._webhook_children: dict[tuple[str, str], Counter] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.webhooks = Counter(
@@ -84,7 +85,14 @@ class HubMetrics:
 
     def webhook(self, provider: str, outcome: str) -> None:
         """Count one webhook; ``outcome`` is its disposition or the error code it got."""
-        self.webhooks.labels(provider, outcome).inc()
+        # labels() validates and locks on every call (~3 us); the children are cached here
+        # because this runs once per webhook. Both label values come from bounded sets.
+        counter = self._webhook_children.get((provider, outcome))
+        if counter is None:
+            counter = self._webhook_children[(provider, outcome)] = self.webhooks.labels(
+                provider, outcome
+            )
+        counter.inc()
         if outcome == "duplicate":
             self.duplicates.labels(provider).inc()
 

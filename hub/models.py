@@ -185,6 +185,28 @@ class Task:
         """Whether the task has reached a final status."""
         return self.status.terminal
 
+    def clone(self) -> Task:
+        """A copy that later state changes to either side do not reach.
+
+        Shallow on purpose: the state machine replaces lists rather than mutating them.
+        """
+        return Task(
+            self.id,
+            self.provider,
+            self.status,
+            self.created_at,
+            self.updated_at,
+            self.external_id,
+            self.parent_id,
+            self.progress,
+            self.outputs,
+            self.actions,
+            self.error,
+            self.metadata,
+            self.deadline_at,
+            self.last_event_at,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The task as plain JSON-ready data."""
         return {

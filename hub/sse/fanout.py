@@ -177,17 +177,18 @@ class FanOut:
             self._everything_view = tuple(self._everything)
             self._filtered_view = tuple(self._filtered)
             self._stale_views = False
+        by_task = self._by_task.get(event.task_id) if event.task_id is not None else None
+        if not (self._everything_view or self._filtered_view or by_task):
+            return  # nobody listens: encoding the frame would be wasted on every webhook
         frame = event_frame(event)
         for sub in self._everything_view:
             sub.push(seq, frame)
-        if event.task_id is not None:
-            by_task = self._by_task.get(event.task_id)
-            if by_task:
-                terminal = event.status is not None and event.status.terminal
-                for sub in tuple(by_task):
-                    self._offer(sub, event, frame)
-                    if terminal and sub.until_terminal and seq > sub.floor:
-                        sub.end_after_flush()
+        if by_task:
+            terminal = event.status is not None and event.status.terminal
+            for sub in tuple(by_task):
+                self._offer(sub, event, frame)
+                if terminal and sub.until_terminal and seq > sub.floor:
+                    sub.end_after_flush()
         for sub in self._filtered_view:
             self._offer(sub, event, frame)
 

@@ -80,23 +80,26 @@ def task_state_values(task: Task) -> tuple[Any, ...]:
 
 
 def event_values(event: Event, key: str) -> tuple[Any, ...]:
-    """An event as values in :data:`EVENT_COLUMNS` order, then its dedupe key."""
-    data = event.to_dict()
+    """An event as values in :data:`EVENT_COLUMNS` order, then its dedupe key.
+
+    Built field by field (StrEnum members are already their string values): this runs once
+    per webhook inside the write batch.
+    """
     return (
         event.id,
         event.seq,
         event.task_id,
         event.provider,
         event.provider_task_id,
-        data["type"],
-        data["status"],
+        event.type,
+        event.status,
         event.provider_status,
         event.progress,
-        dumps(data["outputs"]),
-        dumps(data["actions"]),
-        dumps(data["error"]),
-        event.disposition.value,
-        event.source.value,
+        dumps([o.as_dict() for o in event.outputs]) if event.outputs else None,
+        dumps([a.as_dict() for a in event.actions]) if event.actions else None,
+        dumps(error_dict(event.error)) if event.error else None,
+        event.disposition,
+        event.source,
         event.received_at,
         # Webhook bodies arrive as JSON text: stored as received, not re-encoded.
         event.raw if isinstance(event.raw, str) else dumps(event.raw),
