@@ -119,33 +119,55 @@ def _latency(out: str, label: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def bench_hub(work: Path, args: argparse.Namespace, pad: str) -> tuple[Result, int]:
+class Server:
+    """One receiver under test: its process, its wrk script, and its results per round."""
+
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], port: int, lua: Path) -> None:
+        self.name, self.proc, self.port, self.lua = name, proc, port, lua
+        self.results: list[Result] = []
+
+    def median(self) -> Result:
+        ordered = sorted(self.results, key=lambda r: r.rps)
+        middle = ordered[len(ordered) // 2]
+        return Result(
+            self.name,
+            sum(r.requests for r in self.results),
+            middle.rps,
+            middle.p50_ms,
+            middle.p99_ms,
+            sum(r.errors for r in self.results),
+        )
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+def start_hub(work: Path, args: argparse.Namespace, pad: str) -> Server:
     port = free_port()
-    db = work / "hub.db"
     env = {
         "HUB_SECRET": "bench",
         "HUB_API_KEY": API_KEY,
-        "HUB_DATABASE_URL": f"sqlite:///{db}",
+        "HUB_DATABASE_URL": f"sqlite:///{work / 'hub.db'}",
         "HUB_DATA_DIR": str(work),
         "HUB_LOG_LEVEL": "warning",
     }
     proc = start(uvicorn_args("hub.asgi:create_app", port, factory=True), env, port)
-    try:
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {API_KEY}"}
-        ) as client:
-            paths = []
-            for _ in range(args.tasks):
-                url = client.post("/v1/tasks", json={"provider": "generic"}).json()["callback_url"]
-                paths.append(httpx.URL(url).raw_path.decode())
-        lua = write_load(work, port, paths, pad)
-        run_wrk(lua, port, 1, args.connections)  # warm-up
-        before = count_webhook_events(db)
-        result = run_wrk(lua, port, args.duration, args.connections)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-    return result, count_webhook_events(db) - before
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as client:
+        paths = []
+        for _ in range(args.tasks):
+            url = client.post("/v1/tasks", json={"provider": "generic"}).json()["callback_url"]
+            paths.append(httpx.URL(url).raw_path.decode())
+    return Server("callback-hub (SQLite, FULL)", proc, port, write_load(work, port, paths, pad))
+
+
+def start_app(work: Path, name: str, target: str, args: argparse.Namespace, pad: str) -> Server:
+    port = free_port()
+    proc = start(uvicorn_args(target, port), {}, port)
+    paths = [f"/hooks/generic/task{i}" for i in range(args.tasks)]
+    return Server(name, proc, port, write_load(work, port, paths, pad))
 
 
 def count_webhook_events(db: Path) -> int:
@@ -153,19 +175,6 @@ def count_webhook_events(db: Path) -> int:
         return int(
             conn.execute("SELECT COUNT(*) FROM events WHERE source = 'webhook'").fetchone()[0]
         )
-
-
-def bench_app(work: Path, target: str, args: argparse.Namespace, pad: str) -> Result:
-    port = free_port()
-    proc = start(uvicorn_args(target, port), {}, port)
-    try:
-        paths = [f"/hooks/generic/task{i}" for i in range(args.tasks)]
-        lua = write_load(work, port, paths, pad)
-        run_wrk(lua, port, 1, args.connections)  # warm-up
-        return run_wrk(lua, port, args.duration, args.connections)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def write_load(work: Path, port: int, paths: list[str], pad: str) -> Path:
@@ -179,7 +188,8 @@ def write_load(work: Path, port: int, paths: list[str], pad: str) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, servers interleaved")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--body-bytes", type=int, default=1024)
@@ -190,15 +200,32 @@ def main() -> None:
     pad = "x" * max(0, args.body_bytes - 90)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        hub, stored = bench_hub(work, args, pad)
-        hub.name = "callback-hub (SQLite, FULL)"
-        events = bench_app(work, "bench.baselines:dict_of_events", args, pad)
-        events.name = "dict of asyncio.Event (no disk)"
-        bare = bench_app(work, "bench.baselines:bare_json", args, pad)
-        bare.name = "bare Starlette JSON endpoint"
+        servers = [
+            start_hub(work, args, pad),
+            start_app(
+                work, "dict of asyncio.Event (no disk)", "bench.baselines:dict_of_events", args, pad
+            ),
+            start_app(work, "bare Starlette JSON endpoint", "bench.baselines:bare_json", args, pad),
+        ]
+        try:
+            for server in servers:  # warm-up, not counted
+                run_wrk(server.lua, server.port, 1, args.connections)
+            before = count_webhook_events(work / "hub.db")
+            # Rounds interleave the servers, so a burst of load from elsewhere on the machine
+            # hits all of them rather than skewing one; the medians are compared.
+            for _ in range(args.rounds):
+                for server in servers:
+                    server.results.append(
+                        run_wrk(server.lua, server.port, args.duration, args.connections)
+                    )
+            stored = count_webhook_events(work / "hub.db") - before
+        finally:
+            for server in servers:
+                server.stop()
+    hub, events, bare = (server.median() for server in servers)
     print(
-        f"{args.duration}s per server, {args.connections} connections, "
-        f"{args.body_bytes}-byte bodies, {args.tasks} tasks, {os.cpu_count()} cores"
+        f"{args.rounds} rounds x {args.duration}s per server (medians), {args.connections} "
+        f"connections, {args.body_bytes}-byte bodies, {args.tasks} tasks, {os.cpu_count()} cores"
     )
     print(f"{'server':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for r in (hub, events, bare):
