@@ -70,6 +70,13 @@ def _serve(args: argparse.Namespace) -> int:
     )
     install_redaction()
     if args.workers > 1:
+        if settings.effective_database_url.startswith("sqlite"):
+            # The SQLite store is its file's only writer: it keeps the log counters and recent
+            # task state in memory, which a second process would silently contradict.
+            raise ConfigError(
+                "--workers > 1 needs PostgreSQL: a SQLite file takes one hub process. "
+                "Set HUB_DATABASE_URL=postgresql://… (and HUB_BROKER_URL=redis://…)"
+            )
         if settings.broker_url.startswith("memory"):
             raise ConfigError(
                 "--workers > 1 needs a shared bus: with the memory bus events would not cross "

@@ -31,10 +31,20 @@ def run_cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("extra", [[], ["--broker-url", "memory://"]])
 def test_serve_refuses_workers_on_the_memory_bus(extra: list[str], tmp_path: Path) -> None:
-    result = run_cli("serve", "--workers", "2", "--port", "1", *extra, tmp_path=tmp_path)
+    pg = ["--database-url", "postgresql://127.0.0.1/test"]
+    result = run_cli("serve", "--workers", "2", "--port", "1", *pg, *extra, tmp_path=tmp_path)
     assert result.returncode == 2
     assert "--workers > 1 needs a shared bus" in result.stderr
     assert "HUB_BROKER_URL=redis://" in result.stderr
+
+
+@pytest.mark.parametrize("bus", ["memory://", "redis://127.0.0.1:6379/0"])
+def test_serve_refuses_workers_on_one_sqlite_file(bus: str, tmp_path: Path) -> None:
+    result = run_cli(
+        "serve", "--workers", "2", "--port", "1", "--broker-url", bus, tmp_path=tmp_path
+    )
+    assert result.returncode == 2
+    assert "a SQLite file takes one hub process" in result.stderr
 
 
 def test_a_worker_process_on_the_memory_bus_is_warned_about(
