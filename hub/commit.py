@@ -24,8 +24,16 @@ AfterCommit = Callable[[list[WriteResult]], Awaitable[None]]
 class GroupCommitter:
     """Batches :class:`~hub.store.base.WriteOp` s into shared transactions."""
 
-    def __init__(self, write: WriteBatch, after_commit: AfterCommit, *, max_batch: int) -> None:
+    def __init__(
+        self,
+        write: WriteBatch,
+        after_commit: AfterCommit,
+        *,
+        max_batch: int,
+        ping: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._write = write
+        self._ping = ping
         self._after_commit = after_commit
         self._max_batch = max_batch
         self._queue: list[tuple[WriteOp, asyncio.Future[WriteResult]]] = []
@@ -69,15 +77,28 @@ class GroupCommitter:
                 return
 
     async def _commit(self, batch: list[tuple[WriteOp, asyncio.Future[WriteResult]]]) -> None:
+        error = await self._try(batch)
+        if error is None:
+            return
+        if len(batch) > 1 and await self._store_answers():
+            # The store is up, so one operation spoiled the shared transaction (say, text the
+            # database cannot encode): commit the others on their own rather than fail them all.
+            for one in batch:
+                await self._commit([one])
+            return
+        _fail(batch, error)
+
+    async def _try(
+        self, batch: list[tuple[WriteOp, asyncio.Future[WriteResult]]]
+    ) -> HubError | None:
+        """Write ``batch`` and resolve its callers; the error instead when the write failed."""
         try:
             results = await self._write([op for op, _ in batch])
         except HubError as exc:
-            _fail(batch, exc)
-            return
+            return exc
         except Exception as exc:  # an unexpected store failure must not kill the committer
             logger.exception("write batch failed")
-            _fail(batch, StoreUnavailable(f"write failed: {type(exc).__name__}"))
-            return
+            return StoreUnavailable(f"write failed: {type(exc).__name__}")
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
@@ -85,6 +106,16 @@ class GroupCommitter:
             await self._after_commit(results)
         except Exception:  # fan-out trouble never un-acknowledges a committed write
             logger.exception("after-commit hook failed")
+        return None
+
+    async def _store_answers(self) -> bool:
+        if self._ping is None:
+            return False
+        try:
+            await self._ping()
+        except Exception:
+            return False
+        return True
 
 
 def _fail(batch: list[tuple[WriteOp, asyncio.Future[WriteResult]]], exc: HubError) -> None:

@@ -6,7 +6,17 @@ import asyncio
 
 import pytest
 
-from hub import Disposition, Hub, Output, Settings, Source, Status, TaskNotFound, Update
+from hub import (
+    Disposition,
+    Hub,
+    Output,
+    Settings,
+    Source,
+    Status,
+    StoreUnavailable,
+    TaskNotFound,
+    Update,
+)
 from hub.store.plan import AlreadyBound
 
 
@@ -148,3 +158,20 @@ async def test_state_survives_a_restart(settings: Settings) -> None:
         log = await second.store.read_log(0)
         assert [e.seq for e in log] == [1, 2, 3]
         assert log[-1].task_id == next_task.id
+
+
+async def test_one_bad_operation_does_not_fail_the_batch_it_shares(hub: Hub) -> None:
+    good = [await hub.register("generic") for _ in range(5)]
+    bad = await hub.register("generic")
+    # A lone surrogate cannot be encoded for SQLite; HTTP refuses it earlier, a library
+    # caller or a poller could still hand it over.
+    results = await asyncio.gather(
+        *(hub.receive("generic", Update(status=Status.SUCCEEDED), task_id=t.id) for t in good),
+        hub.receive("generic", Update(status=Status.SUCCEEDED), task_id=bad.id, raw="\ud800"),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results[:5]] == ["WriteResult"] * 5
+    assert isinstance(results[5], StoreUnavailable)
+    for task in good:
+        assert (await hub.get(task.id)).status is Status.SUCCEEDED
+    assert (await hub.get(bad.id)).status is Status.QUEUED
