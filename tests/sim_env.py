@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from hub import Hub
 from hub.simulator import SimConfig, Simulator, create_app
 from tests.conftest import API_KEY, make_settings
-from tests.support import free_port
+from tests.support import free_port, running_server
 
 PROVIDERS = ("linkrapi", "midjourney-api", "imagineapi", "midapi")
 KEYS = {
@@ -58,28 +57,6 @@ class Env:
 
 
 @contextlib.asynccontextmanager
-async def _server(app: Any, port: int) -> AsyncIterator[uvicorn.Server]:
-    """A started uvicorn server that the caller stops (so several can stop together)."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="none"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn exited during start-up")
-                await asyncio.sleep(0.005)
-        yield server
-    finally:
-        server.should_exit = True
-        async with asyncio.timeout(10):
-            await task
-
-
-@contextlib.asynccontextmanager
 async def running(
     tmp_path: Path, sim_config: SimConfig | None = None, **overrides: Any
 ) -> AsyncIterator[Env]:
@@ -100,8 +77,8 @@ async def running(
     values.update(overrides)
     hub = Hub(make_settings(tmp_path, **values))
     async with (
-        _server(create_app(sim), sim_port) as sim_server,
-        _server(hub.app, port) as hub_server,
+        running_server(create_app(sim), sim_port) as sim_server,
+        running_server(hub.app, port) as hub_server,
         httpx.AsyncClient(
             base_url=hub.base_url(), headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
         ) as api,

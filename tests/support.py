@@ -28,9 +28,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
-    """Run ``app`` under a real uvicorn on loopback in this event loop; yields its base URL."""
-    port = port or free_port()
+async def running_server(app: ASGIApp, port: int) -> AsyncIterator[uvicorn.Server]:
+    """A started uvicorn on loopback in this event loop; setting ``should_exit`` early lets
+    several servers stop together."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="none"
     )
@@ -42,12 +42,20 @@ async def serve(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
                 if task.done():
                     task.result()
                     raise RuntimeError("uvicorn exited during start-up")
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
+                await asyncio.sleep(0.005)
+        yield server
     finally:
         server.should_exit = True
         async with asyncio.timeout(10):
             await task
+
+
+@contextlib.asynccontextmanager
+async def serve(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+    """Run ``app`` under a real uvicorn on loopback in this event loop; yields its base URL."""
+    port = port or free_port()
+    async with running_server(app, port):
+        yield f"http://127.0.0.1:{port}"
 
 
 class HubProcess:
