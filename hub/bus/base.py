@@ -35,6 +35,20 @@ class Bus(ABC):
     #: Called when the bus learns of events it cannot carry itself (too big for a message):
     #: the hub points it at the dispatcher's catch-up, which reads them from the store.
     on_gap: Callable[[], None] | None = None
+    #: Times the connection came back after a loss (the first connect is not counted).
+    reconnects = 0
+    _connects = 0
+
+    def _connected(self) -> bool:
+        """Record that the bus (re)connected; True, with ``on_reconnect`` called, for a
+        reconnect: whatever was published meanwhile is only in the store."""
+        self._connects += 1
+        if self._connects == 1:
+            return False
+        self.reconnects += 1
+        if self.on_reconnect is not None:
+            self.on_reconnect()
+        return True
 
     @abstractmethod
     async def start(self, sink: EventSink) -> None:

@@ -47,12 +47,10 @@ class PostgresBus(Bus):
         self.dsn, self.server_settings, options = split_url(url)
         self.channel = channel or options.get("channel") or DEFAULT_CHANNEL
         self.node = secrets.token_hex(8)
-        self.reconnects = 0
         self._sink: EventSink | None = None
         self._pool: Any = None
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
-        self._connections = 0
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
@@ -188,13 +186,8 @@ class PostgresBus(Bus):
 
     def _on_listening(self) -> None:
         self._listening.set()
-        self._connections += 1
-        if self._connections == 1:
-            return
-        self.reconnects += 1
-        logger.warning("PostgreSQL bus reconnected; catching up from the store")
-        if self.on_reconnect is not None:
-            self.on_reconnect()
+        if self._connected():
+            logger.warning("PostgreSQL bus reconnected; catching up from the store")
 
 
 def _envelope(head: dict[str, Any], items: list[str]) -> str:

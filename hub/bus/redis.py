@@ -83,9 +83,7 @@ class RedisBus(Bus):
         self._subscribed = asyncio.Event()
         #: Tells this process's messages apart from other replicas'.
         self.node = secrets.token_hex(8)
-        self._subscriptions = 0
         #: How many times the subscription came back after being lost.
-        self.reconnects = 0
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
@@ -186,15 +184,8 @@ class RedisBus(Bus):
 
     def _on_subscribed(self) -> None:
         self._subscribed.set()
-        self._subscriptions += 1
-        if self._subscriptions == 1:
-            return
-        self.reconnects += 1
-        logger.warning("Redis bus reconnected; catching up from the store")
-        # Whatever was published while we were not subscribed is in the store: read it now
-        # rather than at the dispatcher's next periodic check.
-        if self.on_reconnect is not None:
-            self.on_reconnect()
+        if self._connected():
+            logger.warning("Redis bus reconnected; catching up from the store")
 
     def _receive(self, data: bytes) -> None:
         try:
