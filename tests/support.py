@@ -61,9 +61,12 @@ async def serve(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
 class HubProcess:
     """``python -m hub serve`` in a subprocess, for kill -9 and multi-replica tests."""
 
-    def __init__(self, env: Mapping[str, str], port: int | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], port: int | None = None, log: Path | None = None
+    ) -> None:
         self.port = port or free_port()
         self.env = {**os.environ, **env}
+        self.log = log  # where stderr goes, appended across restarts (None: inherited)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -71,20 +74,26 @@ class HubProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hub",
-                "serve",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            env=self.env,
-            cwd=ROOT,
-        )
+        sink = self.log.open("ab") if self.log else None
+        try:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "hub",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
+                env=self.env,
+                cwd=ROOT,
+                stderr=sink,
+            )
+        finally:
+            if sink is not None:
+                sink.close()  # the child has its own copy of the descriptor
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -14,52 +11,19 @@ import pytest
 
 from hub import HubClient
 from tests.conftest import API_KEY
-from tests.support import ROOT, HubProcess
+from tests.support import HubProcess
 from tests.test_sse_helpers import AUTH, eventually, seqs, stream
 
 
-class LoggedHubProcess(HubProcess):
-    """A hub process whose stderr goes to a file the test can read."""
-
-    def __init__(self, env: Mapping[str, str], log: Path) -> None:
-        super().__init__(env)
-        self.log = log
-
-    def start(self, timeout: float = 20.0) -> None:
-        with self.log.open("ab") as sink:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hub", "serve", "--port", str(self.port)],
-                env={**self.env, "HUB_LOG_LEVEL": "warning"},
-                cwd=ROOT,
-                stderr=sink,
-            )
-        _wait_ready(self, timeout)
-
-
-def _wait_ready(process: HubProcess, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    assert process.proc is not None
-    while time.monotonic() < deadline:
-        if process.proc.poll() is not None:
-            raise RuntimeError(f"hub exited with {process.proc.returncode} during start-up")
-        try:
-            if httpx.get(process.url + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError("hub did not become ready")
-
-
 @pytest.fixture
-async def hub_process(tmp_path: Path) -> AsyncIterator[LoggedHubProcess]:
+async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
     env = {
         "HUB_DATA_DIR": str(tmp_path),
         "HUB_SECRET": "test-secret",
         "HUB_API_KEY": API_KEY,
         "HUB_SSE_RETRY_MS": "100",
     }
-    process = LoggedHubProcess(env, tmp_path / "hub.log")
+    process = HubProcess(env, log=tmp_path / "hub.log")
     await asyncio.to_thread(process.start)
     try:
         yield process
@@ -83,7 +47,7 @@ async def _post(api: httpx.AsyncClient, task: dict[str, object], progress: int) 
 
 
 async def test_resume_after_kill_and_restart_with_events_posted_while_away(
-    hub_process: LoggedHubProcess,
+    hub_process: HubProcess,
 ) -> None:
     async with httpx.AsyncClient(base_url=hub_process.url, headers=AUTH, timeout=10) as api:
         async with stream(hub_process.url + "/v1/events", AUTH) as reader:
@@ -104,7 +68,7 @@ async def test_resume_after_kill_and_restart_with_events_posted_while_away(
 
 
 async def test_sigterm_ends_streams_at_once_and_the_client_resumes_after_restart(
-    hub_process: LoggedHubProcess,
+    hub_process: HubProcess,
 ) -> None:
     received: list[int] = []
 
