@@ -1,8 +1,9 @@
 """The default store: one SQLite file in WAL mode, written by a single connection.
 
 All writes arrive as batches from the group committer, so one ``BEGIN IMMEDIATE … COMMIT``
-makes a whole batch durable with one fsync. Reads use a second connection; WAL lets them run
-while a write is in progress.
+makes a whole batch durable with one fsync. The writing connection is a
+:class:`~hub.store.sqlite_writer.SQLiteWriter` (statements on the event loop, the fsync on a
+thread); reads use an aiosqlite connection, and WAL lets them run while a write is in progress.
 
 Durability (``synchronous``): ``FULL`` (the default) fsyncs the WAL at every commit, so an
 acknowledged webhook survives a process kill *and* a power loss or OS crash. ``NORMAL`` survives
@@ -11,7 +12,6 @@ a process kill (the WAL is in the OS page cache) but the last commits may be los
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 import threading
@@ -44,6 +44,7 @@ from hub.store.rows import (
     task_state_values,
     task_values,
 )
+from hub.store.sqlite_writer import SQLiteWriter
 
 _UPDATE_TASK = (
     "UPDATE tasks SET external_id = ?, status = ?, progress = ?, outputs = ?, actions = ?, "
@@ -63,7 +64,7 @@ class SQLiteStore(Store):
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = Path(path)
         self.synchronous = synchronous.upper()
-        self._writer: aiosqlite.Connection | None = None
+        self._writer = SQLiteWriter(self.path, synchronous=self.synchronous)
         self._reader: aiosqlite.Connection | None = None
         self._next_id = 1
         self._next_seq = 1
@@ -73,19 +74,11 @@ class SQLiteStore(Store):
         # their rows (a quarter of a batch's cost). Any failed batch empties it.
         self._tasks: OrderedDict[str, Task] = OrderedDict()
         self._pending_tasks: list[Task] = []
-        # One connection writes; statements from two coroutines must never share a
-        # transaction, so every write path holds this lock for its whole transaction.
-        self._write_lock = asyncio.Lock()
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are explicit, one per batch.
-        self._writer = await _connect(self.path, isolation_level=None)
-        self._writer.row_factory = aiosqlite.Row
-        await self._writer.execute("PRAGMA journal_mode=WAL")
-        await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
-        await self._writer.execute("PRAGMA busy_timeout=5000")
-        await self._migrate(self._writer)
+        await self._writer.open()
+        await self._writer.run(_migrate)
         await self._load_counters()
         self._reader = await _connect(self.path)
         self._reader.row_factory = aiosqlite.Row
@@ -93,10 +86,10 @@ class SQLiteStore(Store):
         await self._reader.execute("PRAGMA query_only=1")
 
     async def close(self) -> None:
-        for connection in (self._reader, self._writer):
-            if connection is not None:
-                await connection.close()
-        self._reader = self._writer = None
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        await self._writer.close()
 
     async def ping(self) -> None:
         await self._read_one("SELECT 1", ())
@@ -104,8 +97,8 @@ class SQLiteStore(Store):
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
         try:
             async with self._transaction() as db:
-                plan = await self._plan(db, ops)
-                await self._save(db, plan)
+                plan = self._plan(db, ops)
+                _save(db, plan)
         except StoreUnavailable:
             await self._load_counters()  # the batch rolled back: its ids were never used
             raise
@@ -129,27 +122,31 @@ class SQLiteStore(Store):
         return int(row["s"])
 
     async def prune_log(self, before: float) -> int:
-        return await self._simple_write(
-            "DELETE FROM events WHERE received_at < ? AND task_id IN "
-            f"(SELECT id FROM tasks WHERE NOT {_NOT_TERMINAL})",
-            (before,),
-        )
+        # Maybe many rows: on the writer's thread, so the event loop goes on meanwhile.
+        def prune(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "DELETE FROM events WHERE received_at < ? AND task_id IN "
+                f"(SELECT id FROM tasks WHERE NOT {_NOT_TERMINAL})",
+                (before,),
+            )
+            return int(cursor.rowcount)
+
+        return await self._writer.run(prune)
 
     async def claim_polls(
         self, owner: str, now: float, lease_s: float, limit: int, *, due_by: float | None = None
     ) -> list[PollClaim]:
         due = now if due_by is None else due_by
         async with self._transaction() as db:
-            cursor = await db.execute(
+            rows = db.execute(
                 f"SELECT {TASK_COLUMNS}, poll_attempts FROM tasks "
                 f"WHERE {_NOT_TERMINAL} "
                 "AND (next_poll_at <= ? OR deadline_at <= ?) "
                 "AND (lease_until IS NULL OR lease_until < ?) "
                 "ORDER BY COALESCE(next_poll_at, deadline_at) LIMIT ?",
                 (due, due, now, limit),
-            )
-            rows = list(await cursor.fetchall())
-            await db.executemany(
+            ).fetchall()
+            db.executemany(
                 "UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE id = ?",
                 [(owner, now + lease_s, row["id"]) for row in rows],
             )
@@ -166,30 +163,21 @@ class SQLiteStore(Store):
 
     async def _simple_write(self, sql: str, params: Sequence[Any]) -> int:
         async with self._transaction() as db:
-            cursor = await db.execute(sql, params)
+            cursor = db.execute(sql, params)
         return int(cursor.rowcount)
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The writer connection inside ``BEGIN IMMEDIATE … COMMIT``, rolled back on error.
+    async def _transaction(self) -> AsyncIterator[sqlite3.Connection]:
+        """A write transaction (see :class:`SQLiteWriter`); the task cache is emptied if it fails.
 
-        One connection writes, so statements from two coroutines must never share a
-        transaction: the lock is held for the whole of it. SQLite errors become
-        :class:`StoreUnavailable` (a 503 for HTTP callers), never a 500.
+        SQLite errors become :class:`StoreUnavailable` (a 503 for HTTP callers), never a 500.
         """
-        async with self._write_lock:
-            db = self._db(self._writer)
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                    await db.execute("COMMIT")
-                except BaseException:
-                    self._tasks.clear()  # a failed batch: forget rather than reason about it
-                    await db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+        try:
+            async with self._writer.transaction() as db:
+                yield db
+        except BaseException:
+            self._tasks.clear()  # a failed batch: forget rather than reason about it
+            raise
 
     async def get_task(self, task_id: str) -> Task | None:
         row = await self._read_one(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
@@ -235,7 +223,7 @@ class SQLiteStore(Store):
 
     # -- writing -------------------------------------------------------------------------
 
-    async def _plan(self, db: aiosqlite.Connection, ops: Sequence[WriteOp]) -> Plan:
+    def _plan(self, db: sqlite3.Connection, ops: Sequence[WriteOp]) -> Plan:
         snapshot = Snapshot()
         missing = []
         for task_id in wanted_task_ids(ops):
@@ -244,26 +232,26 @@ class SQLiteStore(Store):
                 missing.append(task_id)
             else:
                 snapshot.add_task(cached.clone())
-        for row in await _select_in(db, f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ", missing):
+        for row in _select_in(db, f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ", missing):
             snapshot.add_task(task_from_row(row))
         pairs = list(wanted_externals(ops, snapshot))
         if pairs:
             values = ", ".join("(?, ?)" for _ in pairs)
             flat = [part for pair in pairs for part in pair]
-            cursor = await db.execute(
+            cursor = db.execute(
                 f"SELECT {TASK_COLUMNS} FROM tasks "
                 f"WHERE (provider, external_id) IN (VALUES {values})",
                 flat,
             )
-            for row in await cursor.fetchall():
+            for row in cursor.fetchall():
                 if row["id"] not in snapshot.tasks:  # the cached or batch copy is current
                     snapshot.add_task(task_from_row(row))
-            cursor = await db.execute(
+            cursor = db.execute(
                 f"SELECT {EVENT_COLUMNS}, dedupe_key FROM events WHERE task_id IS NULL "
                 f"AND (provider, provider_task_id) IN (VALUES {values}) ORDER BY id",
                 flat,
             )
-            for row in await cursor.fetchall():
+            for row in cursor.fetchall():
                 pair = (row["provider"], row["provider_task_id"])
                 snapshot.seen.add((orphan_scope(*pair), row["dedupe_key"]))
                 if row["disposition"] == "orphan":
@@ -273,63 +261,23 @@ class SQLiteStore(Store):
         candidates = [c for c in seen_candidates(ops, snapshot) if c not in snapshot.seen]
         for start in range(0, len(candidates), 400):  # stay under SQLite's variable limit
             chunk = candidates[start : start + 400]
-            cursor = await db.execute(
+            cursor = db.execute(
                 "SELECT task_id, dedupe_key FROM events WHERE "
                 + " OR ".join("(task_id = ? AND dedupe_key = ?)" for _ in chunk),
                 [part for pair in chunk for part in pair],
             )
-            snapshot.seen.update((row[0], row[1]) for row in await cursor.fetchall())
+            snapshot.seen.update((row[0], row[1]) for row in cursor.fetchall())
         planner = Planner(snapshot, self._next_id, self._next_seq)
         plan = planner.run(ops)
         self._pending_counters = (planner.next_id, planner.next_seq)
         self._pending_tasks = list(snapshot.tasks.values())
         return plan
 
-    async def _save(self, db: aiosqlite.Connection, plan: Plan) -> None:
-        if plan.new_tasks:
-            await db.executemany(_INSERT_TASK, [task_values(t) for t in plan.new_tasks.values()])
-        if plan.changed_tasks:
-            await db.executemany(
-                _UPDATE_TASK, [task_state_values(t) for t in plan.changed_tasks.values()]
-            )
-        if plan.new_events:
-            await db.executemany(_INSERT_EVENT, [event_values(e, k) for e, k in plan.new_events])
-        if plan.attached:
-            await db.executemany(
-                _ATTACH_EVENT,
-                [
-                    (e.task_id, e.seq, e.type.value if e.type else None, e.disposition.value, e.id)
-                    for e in plan.attached
-                ],
-            )
-        if plan.first_polls:
-            await db.executemany(
-                "UPDATE tasks SET next_poll_at = ? WHERE id = ?",
-                [(when, task_id) for task_id, when in plan.first_polls.items()],
-            )
-
     # -- helpers -------------------------------------------------------------------------
 
     async def _load_counters(self) -> None:
-        db = self._db(self._writer)
-        cursor = await db.execute(
-            "SELECT COALESCE(MAX(id), 0) AS i, COALESCE(MAX(seq), 0) AS s FROM events"
-        )
-        row = await cursor.fetchone()
-        assert row is not None
+        row = await self._writer.run(_read_counters)
         self._next_id, self._next_seq = int(row["i"]) + 1, int(row["s"]) + 1
-
-    async def _migrate(self, db: aiosqlite.Connection) -> None:
-        await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY)")
-        cursor = await db.execute("SELECT version FROM schema_migrations")
-        done = {row["version"] for row in await cursor.fetchall()}
-        for version, sql in migrations("sqlite"):
-            if version in done:
-                continue
-            async with self._transaction() as tx:
-                for statement in _statements(sql):
-                    await tx.execute(statement)
-                await tx.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
 
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         db = self._db(self._reader)
@@ -353,12 +301,51 @@ class SQLiteStore(Store):
         return connection
 
 
-async def _select_in(db: aiosqlite.Connection, prefix: str, values: Iterable[str]) -> list[Any]:
+def _save(db: sqlite3.Connection, plan: Plan) -> None:
+    if plan.new_tasks:
+        db.executemany(_INSERT_TASK, [task_values(t) for t in plan.new_tasks.values()])
+    if plan.changed_tasks:
+        db.executemany(_UPDATE_TASK, [task_state_values(t) for t in plan.changed_tasks.values()])
+    if plan.new_events:
+        db.executemany(_INSERT_EVENT, [event_values(e, k) for e, k in plan.new_events])
+    if plan.attached:
+        db.executemany(
+            _ATTACH_EVENT,
+            [
+                (e.task_id, e.seq, e.type.value if e.type else None, e.disposition.value, e.id)
+                for e in plan.attached
+            ],
+        )
+    if plan.first_polls:
+        db.executemany(
+            "UPDATE tasks SET next_poll_at = ? WHERE id = ?",
+            [(when, task_id) for task_id, when in plan.first_polls.items()],
+        )
+
+
+def _read_counters(db: sqlite3.Connection) -> Any:
+    return db.execute(
+        "SELECT COALESCE(MAX(id), 0) AS i, COALESCE(MAX(seq), 0) AS s FROM events"
+    ).fetchone()
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Apply the migrations this file lacks (in the writer's start-up transaction)."""
+    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY)")
+    done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+    for version, sql in migrations("sqlite"):
+        if version in done:
+            continue
+        for statement in _statements(sql):
+            db.execute(statement)
+        db.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
+
+
+def _select_in(db: sqlite3.Connection, prefix: str, values: Iterable[str]) -> list[Any]:
     items = list(values)
     if not items:
         return []
-    cursor = await db.execute(prefix + f"({', '.join('?' * len(items))})", items)
-    return list(await cursor.fetchall())
+    return db.execute(prefix + f"({', '.join('?' * len(items))})", items).fetchall()
 
 
 async def _connect(path: Path, **kwargs: Any) -> aiosqlite.Connection:

@@ -1,0 +1,204 @@
+"""The SQLite file's one writing connection, arranged so the GIL never throttles it.
+
+A writer on its own thread (aiosqlite's design) hands the GIL back and forth with the event
+loop at every statement, and at every row of an ``executemany``: sqlite3 releases the GIL
+around each step. Under load the event loop holds the GIL most of the time, so each of those
+hand-backs can wait out a whole switch interval (5 ms): a batch of 60 events then took longer
+than the HTTP work that produced it, and the hub idled at half its CPU.
+
+So the statements of a transaction run on the event loop thread, where they cost a few
+microseconds a row, and only the calls that wait on the disk leave it: ``COMMIT`` (the fsync
+under ``synchronous=FULL``), a ``BEGIN`` that finds the file locked by another process, and
+bulk maintenance. WAL checkpoints, which copy the log into the database file and fsync it,
+run on a thread of their own with a separate connection, so no commit waits for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hub.errors import StoreUnavailable
+
+logger = logging.getLogger("hub.store")
+
+T = TypeVar("T")
+
+CHECKPOINT_INTERVAL_S = 0.2
+BUSY_TIMEOUT_MS = 5000
+# After a checkpoint resets the log, SQLite truncates the file back to this size, so a burst
+# does not leave a large WAL behind.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+class SQLiteWriter:
+    """Serialized write transactions on one ``sqlite3`` connection."""
+
+    def __init__(self, path: Path, *, synchronous: str) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._connection: sqlite3.Connection | None = None
+        self._blocking: ThreadPoolExecutor | None = None
+        self._lock = asyncio.Lock()
+        self._checkpointer: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    async def open(self) -> None:
+        """Connect, switch to WAL and start the checkpointer."""
+        self._blocking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-sqlite-io")
+        self._connection = await self._call(self._connect)
+        self._stopping.clear()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_forever, name="hub-sqlite-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    async def close(self) -> None:
+        """Wait for the transaction in progress, checkpoint what is left, and disconnect."""
+        async with self._lock:
+            self._stopping.set()
+            if self._checkpointer is not None:
+                await self._call(self._checkpointer.join)
+                self._checkpointer = None
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                await self._call(_checkpoint_and_close, connection)
+            if self._blocking is not None:
+                self._blocking.shutdown(wait=True)
+                self._blocking = None
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
+        """The connection inside ``BEGIN IMMEDIATE … COMMIT``, rolled back on any error.
+
+        Statements run synchronously on the caller's (event loop) thread; keep them to what a
+        batch needs. SQLite errors become :class:`StoreUnavailable`.
+        """
+        async with self._lock:
+            db = self._db()
+            try:
+                await self._begin(db)
+                try:
+                    yield db
+                    if self.synchronous in ("OFF", "NORMAL"):
+                        db.execute("COMMIT")  # no fsync in WAL mode: a write to the page cache
+                    else:
+                        await self._call(db.execute, "COMMIT")
+                except BaseException:
+                    _rollback(db)
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(connection)`` on the I/O thread, in a transaction of its own.
+
+        For maintenance that may touch many rows (pruning, migrations): the event loop goes on
+        while it runs.
+        """
+        async with self._lock:
+            db = self._db()
+            try:
+                return await self._call(_in_transaction, db, work)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+
+    async def _begin(self, db: sqlite3.Connection) -> None:
+        # The hub is the file's only writer, so the lock is free and this returns at once;
+        # if another process holds it (a backup, a manual edit), wait off the event loop.
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            try:
+                await self._call(db.execute, "BEGIN IMMEDIATE")
+            finally:
+                db.execute("PRAGMA busy_timeout=0")
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` on the I/O thread.
+
+        If the caller is cancelled meanwhile, this still waits for the call to end before
+        giving up the lock: a statement may not start on the connection while COMMIT runs.
+        """
+        if self._blocking is None:
+            raise StoreUnavailable("the store is not started (did you forget `async with hub`?)")
+        future = asyncio.get_running_loop().run_in_executor(self._blocking, function, *args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await future
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        # check_same_thread=False: the loop thread and the I/O thread take turns, never at
+        # once (the lock), and SQLite itself is built thread-safe.
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
+        db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        db.execute("PRAGMA busy_timeout=0")  # see _begin
+        return db
+
+    def _checkpoint_forever(self) -> None:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            logger.exception("the checkpointer could not open the database")
+            return
+        try:
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            while not self._stopping.wait(CHECKPOINT_INTERVAL_S):
+                try:
+                    # PASSIVE never blocks the writer or readers; it copies what it can.
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    logger.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            db.close()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise StoreUnavailable("the store is not started (did you forget `async with hub`?)")
+        return self._connection
+
+
+def _in_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(db)
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+        return result
+    finally:
+        db.execute("PRAGMA busy_timeout=0")
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):  # the original error is the one to report
+            db.execute("ROLLBACK")
+
+
+def _checkpoint_and_close(db: sqlite3.Connection) -> None:
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error as exc:  # the data is safe in the WAL either way
+        logger.warning("final WAL checkpoint failed: %s", exc)
+    db.close()
