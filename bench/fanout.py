@@ -38,7 +38,7 @@ from bench.fanout_clients import client_process
 from bench.fanout_server import API_KEY
 
 JSON = {"content-type": "application/json"}
-PAD = "x" * 700  # an event of ~1.1 KB, as in shared/reference/performance.md
+PAD = "x" * 700  # an event of ~1.1 KB
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """The servers the fan-out benchmark measures, each run as its own process.
 
 ``hub``: the real hub (SQLite, group commit, dispatcher, ``/v1/events``); events arrive as
-webhooks. ``baseline``: the minimal hand-rolled broadcast from ``shared/reference/
-performance.md``: ``POST /publish`` encodes the frame once and puts it in one
-``asyncio.Queue`` per subscriber; ``GET /events`` is a ``StreamingResponse`` draining its queue.
+webhooks. ``baseline``: the usual minimal hand-rolled broadcast: ``POST /publish`` encodes
+the frame once and puts it in one ``asyncio.Queue`` per subscriber; ``GET /events`` is a
+``StreamingResponse`` draining its queue.
 
     python -m bench.fanout_server hub|baseline PORT DATA_DIR
 """
