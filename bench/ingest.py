@@ -1,11 +1,13 @@
-"""Ingest benchmark: durable webhooks/s and latency, against two baselines in the same run.
+"""Ingest benchmark: durable webhooks/s and latency, against three baselines in the same run.
 
     python -m bench.ingest [--duration 10] [--connections 64] [--tasks 1000]
 
 Starts each server as its own uvicorn process (httptools + uvloop, one worker, access log
 off), drives it with ``wrk`` (``apt-get install wrk``) from the same machine, and prints
-requests/s, p50/p99 latency and the hub's ratio to each baseline. For the hub it then counts
-the events in the SQLite file: every acknowledged webhook must be there.
+requests/s, p50/p99 latency and the hub's ratio to each baseline (see ``bench.baselines``: a
+dict of ``asyncio.Event``, a bare Starlette JSON endpoint, and the durable floor, the least a
+receiver that fsyncs before answering can do). For the hub it then counts the events in the
+SQLite file: every acknowledged webhook must be there.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ def start_hub(work: Path, args: argparse.Namespace, pad: str) -> Server:
 
 def start_app(work: Path, name: str, target: str, args: argparse.Namespace, pad: str) -> Server:
     port = free_port()
-    proc = start(uvicorn_args(target, port), {}, port)
+    proc = start(uvicorn_args(target, port), {"BENCH_DATA_DIR": str(work)}, port)
     paths = [f"/hooks/generic/task{i}" for i in range(args.tasks)]
     return Server(name, proc, port, write_load(work, port, paths, pad))
 
@@ -206,6 +208,13 @@ def main() -> None:
                 work, "dict of asyncio.Event (no disk)", "bench.baselines:dict_of_events", args, pad
             ),
             start_app(work, "bare Starlette JSON endpoint", "bench.baselines:bare_json", args, pad),
+            start_app(
+                work,
+                "durable floor (parse, INSERT, fsync)",
+                "bench.baselines:durable_floor",
+                args,
+                pad,
+            ),
         ]
         try:
             for server in servers:  # warm-up, not counted
@@ -222,13 +231,13 @@ def main() -> None:
         finally:
             for server in servers:
                 server.stop()
-    hub, events, bare = (server.median() for server in servers)
+    hub, events, bare, floor = (server.median() for server in servers)
     print(
         f"{args.rounds} rounds x {args.duration}s per server (medians), {args.connections} "
         f"connections, {args.body_bytes}-byte bodies, {args.tasks} tasks, {os.cpu_count()} cores"
     )
     print(f"{'server':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-    for r in (hub, events, bare):
+    for r in (hub, events, bare, floor):
         print(f"{r.name:36} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:8d}")
     acknowledged = hub.requests - hub.errors
     print(
@@ -236,10 +245,12 @@ def main() -> None:
     )
     print(
         f"hub / dict of events: {hub.rps / events.rps:.2f}x; "
-        f"hub / bare JSON endpoint: {hub.rps / bare.rps:.2f}x"
+        f"hub / bare JSON endpoint: {hub.rps / bare.rps:.2f}x; "
+        f"hub / durable floor: {hub.rps / floor.rps:.2f}x "
+        f"(durable floor / bare JSON endpoint: {floor.rps / bare.rps:.2f}x)"
     )
     if args.json:
-        print(json.dumps({r.name: r.__dict__ for r in (hub, events, bare)}))
+        print(json.dumps({r.name: r.__dict__ for r in (hub, events, bare, floor)}))
 
 
 if __name__ == "__main__":
