@@ -33,7 +33,7 @@ def fast_config(**knobs: Any) -> SimConfig:
 
 
 def provider_settings(sim_url: str) -> dict[str, Any]:
-    """Settings that point every seed provider at the simulator."""
+    """Settings that point every supported provider at the simulator."""
     values: dict[str, Any] = {}
     for slug in PROVIDERS:
         prefix = slug.replace("-", "_")

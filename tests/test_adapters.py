@@ -1,4 +1,4 @@
-"""Each seed provider's documented payloads, normalized."""
+"""Each supported provider's documented payloads, normalized."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The simulator speaks each seed provider's API: auth, envelopes, errors, limits, images."""
+"""The simulator speaks each supported provider's API: auth, envelopes, errors, limits, images."""
 
 from __future__ import annotations
 

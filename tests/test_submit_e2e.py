@@ -1,4 +1,4 @@
-"""Submit through the hub against the simulator over real HTTP, for every seed provider."""
+"""Submit through the hub against the simulator over real HTTP, for every supported provider."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Provider API clients: what the hub asks a provider (submit, status, actions) over httpx.
 
-Each seed provider has a client module (``<slug>_client.py``) that knows its paths, auth and
+Each supported provider has a client module (``<slug>_client.py``) that knows its paths, auth and
 envelope; webhook parsing stays in the adapters, and a client's status answer goes through the
 same parser, so a poll and a webhook normalize alike. Failures are classified once, here, into
 the errors the retry policy (:mod:`hub.providers.retry`) acts on::

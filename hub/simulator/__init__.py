@@ -1,4 +1,4 @@
-"""A simulator of the seed providers (LinkrAPI, midjourney-api.com, ImagineAPI, midapi.ai).
+"""A simulator of the supported providers (LinkrAPI, midjourney-api.com, ImagineAPI, midapi.ai).
 
 One ASGI app speaks all four APIs (their paths do not overlap), delivers their webhooks with
 configurable faults and serves real placeholder PNGs at its result URLs, so the hub can be

@@ -28,7 +28,7 @@ class SimConfig:
     queue_s: float = 0.5
     step_s: float = 1.0
     steps: int = 4
-    #: LinkrAPI: fast jobs one key runs at once; more wait as pending (the seed says 3).
+    #: LinkrAPI: fast jobs one key runs at once; more wait as pending (its documentation says 3).
     linkrapi_fast_slots: int = 3
     #: midjourney-api.com refuses a key's submit with status 1002 past this many open jobs.
     mjapi_max_jobs: int = 10

@@ -3,7 +3,7 @@
 Deliveries of one job go out one at a time, in order, from a per-job sender, so a fault is
 exactly what the knobs say. Reordering holds a delivery back and sends it after the next one
 (or after the terminal one), so the receiver sees an older state after a newer one. Like the
-seed providers, the simulator never retries a failed delivery.
+four providers it plays, the simulator never retries a failed delivery.
 """
 
 from __future__ import annotations
