@@ -1,7 +1,7 @@
 """The receivers the ingest benchmark compares the hub with, as ASGI apps.
 
-* ``dict_of_events``: the usual hand-written webhook receiver: a dict of ``asyncio.Event`` keyed by task
-  id, nothing written to disk (it loses everything on a restart);
+* ``dict_of_events``: the usual hand-written webhook receiver: a dict of ``asyncio.Event``
+  keyed by task id, nothing written to disk (it loses everything on a restart);
 * ``bare_json``: a Starlette route that parses the JSON body and answers, the ceiling for any
   Starlette endpoint that reads a JSON webhook;
 * ``durable_floor``: the least a receiver can do and still answer only after the webhook is
