@@ -15,6 +15,7 @@ from typing import Any
 
 from hub.errors import HubError
 from hub.models import Event, Source, Status, Task, Update
+from hub.state import dedupe_key
 
 
 @dataclass(slots=True)
@@ -43,6 +44,14 @@ class Ingest:
     received_at: float
     raw: Any = None
     task_id: str | None = None
+    _key: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def dedupe_key(self) -> str:
+        """The update's dedupe key, computed once: a batch asks for it more than once, and
+        without a delivery id it is a hash of the normalized content."""
+        if self._key is None:
+            self._key = dedupe_key(self.update)
+        return self._key
 
 
 WriteOp = CreateTask | Bind | Ingest

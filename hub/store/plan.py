@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from hub.errors import HubError, TaskNotFound
 from hub.models import Disposition, Event, EventType, Source, Status, Task, Update
-from hub.state import apply, decide, dedupe_key
+from hub.state import apply, decide
 from hub.store.base import Bind, CreateTask, Ingest, WriteOp, WriteResult
 
 
@@ -101,7 +101,7 @@ def seen_candidates(ops: Sequence[WriteOp], snapshot: Snapshot) -> set[tuple[str
     for op in ops:
         if not isinstance(op, Ingest):
             continue
-        key = dedupe_key(op.update)
+        key = op.dedupe_key()
         task_id = op.task_id
         ref = op.update.client_ref
         external = op.update.provider_task_id
@@ -182,7 +182,7 @@ class Planner:
 
     def _ingest(self, op: Ingest) -> WriteResult:
         task = self._correlate(op)
-        key = dedupe_key(op.update)
+        key = op.dedupe_key()
         if task is None:
             if op.task_id:
                 return WriteResult(error=TaskNotFound(op.task_id))

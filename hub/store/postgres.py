@@ -20,7 +20,6 @@ from typing import Any
 
 from hub.errors import StoreUnavailable
 from hub.models import Event, Status, Task
-from hub.state import dedupe_key
 from hub.store.base import Ingest, PollClaim, Store, TaskFilter, WriteOp, WriteResult
 from hub.store.pgconn import CONNECTION_ERRORS, DATABASE_ERRORS, asyncpg, migrate, split_url
 from hub.store.pgsave import save_statement
@@ -291,7 +290,7 @@ async def _snapshot(conn: Any, ops: Sequence[WriteOp]) -> Snapshot:
                 snapshot.orphans.setdefault(pair, []).append(
                     (event_from_row(row), row["dedupe_key"])
                 )
-    keys = {dedupe_key(op.update) for op in ops if isinstance(op, Ingest)}
+    keys = {op.dedupe_key() for op in ops if isinstance(op, Ingest)}
     if keys and snapshot.tasks:
         for row in await conn.fetch(
             "SELECT task_id, dedupe_key FROM events "
