@@ -6,6 +6,9 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from hub.models import Source, Status, Task, Update
 from hub.store.base import CreateTask, Ingest
@@ -67,4 +70,32 @@ async def test_a_write_waits_off_the_loop_while_another_process_holds_the_lock(
         assert (await store.get_task("tsk_000001")) is not None
     finally:
         intruder.close()
+        await store.close()
+
+
+async def test_a_write_cancelled_while_it_commits_leaves_the_ids_right(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "hub.db")
+    await store.start()
+    try:
+        committing = asyncio.Event()
+        call = store._writer._call
+
+        async def spy(function: Any, *args: Any) -> Any:
+            if args == ("COMMIT",):
+                committing.set()
+            return await call(function, *args)
+
+        store._writer._call = spy  # type: ignore[method-assign]
+        write = asyncio.create_task(store.write([CreateTask(_task(1))]))
+        await asyncio.wait_for(committing.wait(), 5)
+        write.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await write
+        # That COMMIT finished all the same: the next batch must neither reuse its event id
+        # and seq nor skip past them.
+        [result] = await store.write([CreateTask(_task(2))])
+        assert result.error is None
+        assert [e.seq for e in result.events] == [2]
+        assert (await store.get_task("tsk_000001")) is not None
+    finally:
         await store.close()

@@ -69,6 +69,9 @@ class SQLiteStore(Store):
         self._next_id = 1
         self._next_seq = 1
         self._pending_counters = (1, 1)
+        # Set when a batch ends without a known outcome (an error, or a cancellation while its
+        # COMMIT ran): the next batch reads the counters back from the file first.
+        self._counters_unknown = True
         # This connection is the file's only writer, so the state it last committed is the
         # truth: batches read recent tasks from here instead of re-reading and re-decoding
         # their rows (a quarter of a batch's cost). Any failed batch empties it.
@@ -79,7 +82,6 @@ class SQLiteStore(Store):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await self._writer.open()
         await self._writer.run(_migrate)
-        await self._load_counters()
         self._reader = await _connect(self.path)
         self._reader.row_factory = aiosqlite.Row
         await self._reader.execute("PRAGMA busy_timeout=5000")
@@ -97,10 +99,12 @@ class SQLiteStore(Store):
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
         try:
             async with self._transaction() as db:
+                if self._counters_unknown:
+                    self._load_counters(db)
                 plan = self._plan(db, ops)
                 _save(db, plan)
-        except StoreUnavailable:
-            await self._load_counters()  # the batch rolled back: its ids were never used
+        except BaseException:
+            self._counters_unknown = True
             raise
         self._next_id, self._next_seq = self._pending_counters
         for task in self._pending_tasks:
@@ -275,9 +279,12 @@ class SQLiteStore(Store):
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _load_counters(self) -> None:
-        row = await self._writer.run(_read_counters)
+    def _load_counters(self, db: sqlite3.Connection) -> None:
+        row = db.execute(
+            "SELECT COALESCE(MAX(id), 0) AS i, COALESCE(MAX(seq), 0) AS s FROM events"
+        ).fetchone()
         self._next_id, self._next_seq = int(row["i"]) + 1, int(row["s"]) + 1
+        self._counters_unknown = False
 
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         db = self._db(self._reader)
@@ -321,12 +328,6 @@ def _save(db: sqlite3.Connection, plan: Plan) -> None:
             "UPDATE tasks SET next_poll_at = ? WHERE id = ?",
             [(when, task_id) for task_id, when in plan.first_polls.items()],
         )
-
-
-def _read_counters(db: sqlite3.Connection) -> Any:
-    return db.execute(
-        "SELECT COALESCE(MAX(id), 0) AS i, COALESCE(MAX(seq), 0) AS s FROM events"
-    ).fetchone()
 
 
 def _migrate(db: sqlite3.Connection) -> None:
