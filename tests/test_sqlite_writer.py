@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -97,5 +98,43 @@ async def test_a_write_cancelled_while_it_commits_leaves_the_ids_right(tmp_path:
         assert result.error is None
         assert [e.seq for e in result.events] == [2]
         assert (await store.get_task("tsk_000001")) is not None
+    finally:
+        await store.close()
+
+
+async def test_a_batch_of_large_bodies_is_written_off_the_event_loop(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "hub.db")
+    await store.start()
+    try:
+        task = _task(1)
+        await store.write([CreateTask(task)])
+        body = '{"pad":"' + "x" * (1024 * 1024) + '"}'
+        ops = [
+            Ingest(
+                "generic",
+                Update(Status.RUNNING, progress=step * 10),
+                Source.WEBHOOK,
+                time.time(),
+                raw=body,
+                task_id=task.id,
+            )
+            for step in range(6)  # 6 MiB: over the inline limit
+        ]
+        threads: list[str] = []
+        plan_and_save = store._plan_and_save
+
+        def spy(*args: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return plan_and_save(*args)
+
+        store._plan_and_save = spy  # type: ignore[method-assign]
+        results = await store.write(ops)
+        assert [r.error for r in results] == [None] * 6
+        assert threads and threads[0] != threading.main_thread().name
+        await store.write(ops[:1])  # a small batch stays on the event loop
+        assert threads[1] == threading.main_thread().name
+        stored = await store.task_events(task.id)
+        assert [len(e.raw["pad"]) for e in stored[1:]] == [1024 * 1024] * 7
+        assert (await store.get_task(task.id)).progress == 50  # type: ignore[union-attr]
     finally:
         await store.close()

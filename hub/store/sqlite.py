@@ -13,6 +13,7 @@ a process kill (the WAL is in the OS page cache) but the last commits may be los
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -24,7 +25,7 @@ import aiosqlite
 
 from hub.errors import StoreUnavailable
 from hub.models import Event, Status, Task
-from hub.store.base import PollClaim, Store, TaskFilter, WriteOp, WriteResult
+from hub.store.base import Ingest, PollClaim, Store, TaskFilter, WriteOp, WriteResult
 from hub.store.migrations import migrations
 from hub.store.plan import (
     Plan,
@@ -54,6 +55,8 @@ _INSERT_TASK = f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join('?' * 14)
 _INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}, dedupe_key) VALUES ({', '.join('?' * 17)})"
 _ATTACH_EVENT = "UPDATE events SET task_id = ?, seq = ?, type = ?, disposition = ? WHERE id = ?"
 TASK_CACHE_SIZE = 50_000
+# A batch whose raw bodies add up to more than this is written off the event loop.
+INLINE_BATCH_BYTES = 4 * 1024 * 1024
 _TERMINAL = tuple(s.value for s in Status if s.terminal)
 _NOT_TERMINAL = f"status NOT IN ({', '.join(repr(v) for v in _TERMINAL)})"
 
@@ -98,18 +101,28 @@ class SQLiteStore(Store):
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
         try:
-            async with self._transaction() as db:
-                if self._counters_unknown:
-                    self._load_counters(db)
-                plan = self._plan(db, ops)
-                _save(db, plan)
+            if sum(_raw_size(op) for op in ops) > INLINE_BATCH_BYTES:
+                # Large bodies: writing them would hold the event loop for a long time, so
+                # this batch runs on the I/O thread (few rows, so few GIL hand-backs).
+                plan = await self._writer.run(functools.partial(self._plan_and_save, ops))
+            else:
+                async with self._writer.transaction() as db:
+                    plan = self._plan_and_save(ops, db)
         except BaseException:
+            self._tasks.clear()  # a failed batch: forget rather than reason about it
             self._counters_unknown = True
             raise
         self._next_id, self._next_seq = self._pending_counters
         for task in self._pending_tasks:
             self._remember(task)
         return plan.results
+
+    def _plan_and_save(self, ops: Sequence[WriteOp], db: sqlite3.Connection) -> Plan:
+        if self._counters_unknown:
+            self._load_counters(db)
+        plan = self._plan(db, ops)
+        _save(db, plan)
+        return plan
 
     def _remember(self, task: Task) -> None:
         # Copies, so neither the planner's next batch nor a caller holding a result's task
@@ -340,6 +353,10 @@ def _migrate(db: sqlite3.Connection) -> None:
         for statement in _statements(sql):
             db.execute(statement)
         db.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
+
+
+def _raw_size(op: WriteOp) -> int:
+    return len(op.raw) if isinstance(op, Ingest) and isinstance(op.raw, str) else 0
 
 
 def _select_in(db: sqlite3.Connection, prefix: str, values: Iterable[str]) -> list[Any]:
