@@ -7,6 +7,7 @@ process, as usual with Prometheus: sum them over replicas in the query.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -17,6 +18,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -81,6 +85,7 @@ class HubMetrics:
         metrics.open_streams.set_function(lambda: len(hub.fanout))
         metrics.delivered_seq.set_function(lambda: hub.dispatcher.cursor)
         hub.bus.on_lag = metrics.bus_lag.observe
+        metrics.registry.register(_StreamCuts(hub))
         return metrics
 
     def webhook(self, provider: str, outcome: str) -> None:
@@ -103,3 +108,18 @@ class HubMetrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+class _StreamCuts(Collector):
+    """``hub_sse_streams_cut_total``, read from the fan-out's own count at scrape time."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "hub_sse_streams_cut",
+            "Streams cut off for falling too far behind (their clients resume with Last-Event-ID)",
+        )
+        family.add_metric([], self._hub.fanout.stats.cut_slow)
+        yield family

@@ -63,6 +63,8 @@ async def test_a_stalled_subscriber_is_cut_while_a_healthy_one_keeps_receiving(
             await eventually(lambda: bool(received) and received[-1] == last, 20)
             assert received == list(range(2, last + 1))
             assert len(s.hub.fanout) == 1  # the cut stream holds nothing in the hub any more
+            metrics = s.hub.metrics.render().decode()
+            assert "hub_sse_streams_cut_total 1.0" in metrics
             reading.cancel()
         # The stalled client, once it reads again, gets an unbroken prefix and then the end...
         data = await asyncio.wait_for(stalled_reader.read(), 20)
