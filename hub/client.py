@@ -123,6 +123,16 @@ class HubClient:
                 body[key] = value
         return _json(await self._http.post("/v1/tasks", json=body))
 
+    async def action(self, task_id: str, kind: str, *, index: int | None = None) -> dict[str, Any]:
+        """Start ``upscale``/``variation`` (``index`` 1-4) or ``reroll`` on a finished task.
+
+        The answer is the child task, bound to the provider's new job; wait on its ``id``.
+        """
+        body: dict[str, Any] = {"action": kind}
+        if index is not None:
+            body["index"] = index
+        return _json(await self._http.post(f"/v1/tasks/{task_id}/actions", json=body))
+
     async def get(self, task_id: str) -> Task:
         """The task's current state."""
         return task_from_dict(_json(await self._http.get(f"/v1/tasks/{task_id}")))

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from hub import Source, Status
+from hub import HubClient, Source, Status
+from hub.client import HubHTTPError
 from hub.providers.client import ActionUnsupported
 from hub.submit import ActionUnavailable
-from tests.sim_env import fast_config, running
+from tests.sim_env import API_KEY, fast_config, running
 
 
 async def test_linkrapi_upscale_child_task_completes(tmp_path: Path) -> None:
@@ -84,3 +85,16 @@ async def test_action_needs_a_finished_parent_and_a_valid_index(tmp_path: Path) 
         missing = await env.api.post("/v1/tasks/tsk_nope/actions", json={"action": "reroll"})
         assert missing.status_code == 404
         assert env.sim.calls["linkrapi.action"] == 0
+
+
+async def test_hub_client_action_starts_a_child_and_waits_for_it(tmp_path: Path) -> None:
+    async with running(tmp_path) as env, HubClient(env.hub_url, api_key=API_KEY) as client:
+        parent = await env.hub.submit("linkrapi", prompt="a koi pond")
+        await env.wait(parent.id)
+        child = await client.action(parent.id, "upscale", index=1)
+        assert child["parent_id"] == parent.id and child["external_id"]
+        done = await client.wait(child["id"], timeout=10)
+        assert done.status is Status.SUCCEEDED and done.outputs[0].role == "upscale"
+        with pytest.raises(HubHTTPError) as refused:
+            await client.action(parent.id, "upscale", index=9)
+        assert refused.value.status_code == 422
