@@ -7,7 +7,8 @@ off), drives it with ``wrk`` (``apt-get install wrk``) from the same machine, an
 requests/s, p50/p99 latency and the hub's ratio to each baseline (see ``bench.baselines``: a
 dict of ``asyncio.Event``, a bare Starlette JSON endpoint, and the durable floor, the least a
 receiver that fsyncs before answering can do). For the hub it then counts the events in the
-SQLite file: every acknowledged webhook must be there.
+SQLite file (every acknowledged webhook must be there) and reads its group-commit metrics:
+batches, webhooks and milliseconds per batch, and how much of the time the committer was busy.
 """
 
 from __future__ import annotations
@@ -172,6 +173,18 @@ def start_app(work: Path, name: str, target: str, args: argparse.Namespace, pad:
     return Server(name, proc, port, write_load(work, port, paths, pad))
 
 
+def commit_figures(port: int) -> dict[str, float]:
+    """The hub's group-commit totals, from its ``/metrics``."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    names = ("hub_commit_batch_size_sum", "hub_commit_batch_size_count", "hub_commit_seconds_sum")
+    figures = {}
+    for name in names:
+        match = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.MULTILINE)
+        assert match, f"{name} missing from /metrics"
+        figures[name] = float(match.group(1))
+    return figures
+
+
 def count_webhook_events(db: Path) -> int:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         return int(
@@ -220,6 +233,7 @@ def main() -> None:
             for server in servers:  # warm-up, not counted
                 run_wrk(server.lua, server.port, 1, args.connections)
             before = count_webhook_events(work / "hub.db")
+            commits_before = commit_figures(servers[0].port)
             # Rounds interleave the servers, so a burst of load from elsewhere on the machine
             # hits all of them rather than skewing one; the medians are compared.
             for _ in range(args.rounds):
@@ -228,6 +242,10 @@ def main() -> None:
                         run_wrk(server.lua, server.port, args.duration, args.connections)
                     )
             stored = count_webhook_events(work / "hub.db") - before
+            commits = {
+                name: value - commits_before[name]
+                for name, value in commit_figures(servers[0].port).items()
+            }
         finally:
             for server in servers:
                 server.stop()
@@ -242,6 +260,14 @@ def main() -> None:
     acknowledged = hub.requests - hub.errors
     print(
         f"hub: acknowledged {acknowledged}, stored {stored}, lost {max(0, acknowledged - stored)}"
+    )
+    batches = max(commits["hub_commit_batch_size_count"], 1)
+    busy = commits["hub_commit_seconds_sum"] / (args.rounds * args.duration)
+    print(
+        f"hub group commit: {batches:.0f} batches, "
+        f"{commits['hub_commit_batch_size_sum'] / batches:.1f} webhooks and "
+        f"{commits['hub_commit_seconds_sum'] / batches * 1000:.2f} ms per batch; "
+        f"the committer was busy {busy:.0%} of the hub's measured time"
     )
     print(
         f"hub / dict of events: {hub.rps / events.rps:.2f}x; "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from hub.errors import HubError, StoreUnavailable
@@ -19,6 +20,8 @@ logger = logging.getLogger("hub.commit")
 
 WriteBatch = Callable[[Sequence[WriteOp]], Awaitable[list[WriteResult]]]
 AfterCommit = Callable[[list[WriteResult]], Awaitable[None]]
+#: Told of every batch written: its size and how long the write took, in seconds.
+OnBatch = Callable[[int, float], None]
 
 
 class GroupCommitter:
@@ -31,8 +34,10 @@ class GroupCommitter:
         *,
         max_batch: int,
         ping: Callable[[], Awaitable[None]] | None = None,
+        on_batch: OnBatch | None = None,
     ) -> None:
         self._write = write
+        self._on_batch = on_batch
         self._ping = ping
         self._after_commit = after_commit
         self._max_batch = max_batch
@@ -92,6 +97,7 @@ class GroupCommitter:
         self, batch: list[tuple[WriteOp, asyncio.Future[WriteResult]]]
     ) -> HubError | None:
         """Write ``batch`` and resolve its callers; the error instead when the write failed."""
+        started = time.perf_counter()
         try:
             results = await self._write([op for op, _ in batch])
         except HubError as exc:
@@ -99,6 +105,8 @@ class GroupCommitter:
         except Exception as exc:  # an unexpected store failure must not kill the committer
             logger.exception("write batch failed")
             return StoreUnavailable(f"write failed: {type(exc).__name__}")
+        if self._on_batch is not None:
+            self._on_batch(len(batch), time.perf_counter() - started)
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)

@@ -95,7 +95,11 @@ class Hub:
         self.bus.on_reconnect = self._bus_reconnected
         self.bus.on_gap = self.dispatcher.request_catch_up
         self._committer = GroupCommitter(
-            self.store.write, self._publish, max_batch=settings.max_batch, ping=self.store.ping
+            self.store.write,
+            self._publish,
+            max_batch=settings.max_batch,
+            ping=self.store.ping,
+            on_batch=self.metrics.commit,
         )
         self.providers = ProviderClients(settings)
         self.poller = Poller(self, self.providers)

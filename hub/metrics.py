@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 #: Bus lag buckets, seconds: sub-millisecond on one host up to a struggling network.
 LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: Write batch durations, seconds: an fsync on a fast disk up to a store in trouble.
+COMMIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+#: Operations per write batch: one caller alone up to the committer's cap.
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 
 class HubMetrics:
@@ -71,6 +75,18 @@ class HubMetrics:
         self.bus_reconnects = Counter(
             "hub_bus_reconnects", "Times the bus connection came back after a loss", registry=r
         )
+        self.commit_seconds = Histogram(
+            "hub_commit_seconds",
+            "Time to write and commit one group-commit batch (the fsync included)",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.commit_batch_size = Histogram(
+            "hub_commit_batch_size",
+            "Operations (webhooks, registrations, binds) written per group-commit batch",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.delivered_seq = Gauge(
             "hub_delivered_seq",
             "Last fan-out log position delivered on this process (compare across replicas)",
@@ -100,6 +116,11 @@ class HubMetrics:
         counter.inc()
         if outcome == "duplicate":
             self.duplicates.labels(provider).inc()
+
+    def commit(self, size: int, seconds: float) -> None:
+        """Record one group-commit batch of ``size`` operations that took ``seconds``."""
+        self.commit_batch_size.observe(size)
+        self.commit_seconds.observe(seconds)
 
     def poll_call(self, provider: str, outcome: str) -> None:
         """Count one status poll (for the poller): ``outcome`` such as ``ok`` or ``error``."""

@@ -91,6 +91,23 @@ async def test_metrics_count_webhooks_duplicates_and_waiters(
         assert metric_value(text, "hub_bus_lag_seconds_count") >= 1
 
 
+async def test_commit_batches_are_measured(served: tuple[Hub, httpx.AsyncClient]) -> None:
+    _, client = served
+    task = (await client.post("/v1/tasks", json={"provider": "generic"})).json()
+    webhooks = [
+        client.post(task["callback_url"], json={"status": "running", "delivery_id": f"d-{i}"})
+        for i in range(40)
+    ]
+    assert {r.status_code for r in await asyncio.gather(*webhooks)} == {200}
+    text = (await client.get("/metrics")).text
+    # Every operation (the registration and 40 webhooks) was written in exactly one batch.
+    assert metric_value(text, "hub_commit_batch_size_sum") == 41
+    batches = metric_value(text, "hub_commit_batch_size_count")
+    assert 1 <= batches <= 41
+    assert metric_value(text, "hub_commit_seconds_count") == batches
+    assert metric_value(text, "hub_commit_seconds_sum") > 0
+
+
 async def test_open_streams_and_poll_calls(served: tuple[Hub, httpx.AsyncClient]) -> None:
     hub, client = served
 
