@@ -4,7 +4,8 @@
 
 Starts each server as its own uvicorn process (httptools + uvloop, one worker, access log
 off), drives it with ``wrk`` (``apt-get install wrk``) from the same machine, and prints
-requests/s, p50/p99 latency and the hub's ratio to each baseline (see ``bench.baselines``: a
+requests/s, p50/p99 latency, each server's CPU time per request, and the hub's ratio to each
+baseline (see ``bench.baselines``: a
 dict of ``asyncio.Event``, a bare Starlette JSON endpoint, and the durable floor, the least a
 receiver that fsyncs before answering can do). For the hub it then counts the events in the
 SQLite file (every acknowledged webhook must be there) and reads its group-commit metrics:
@@ -60,6 +61,27 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_seconds: float | None = None  # the server process's CPU time during the round
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of ``pid`` so far (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def steal_ticks() -> tuple[int, int] | None:
+    """CPU time stolen by the hypervisor, and all CPU time, from ``/proc/stat``."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return None
+    ticks = [int(value) for value in first[1:9]]  # user .. steal; guest time is inside user
+    return ticks[7], sum(ticks)
 
 
 def free_port() -> int:
@@ -129,9 +151,18 @@ class Server:
         self.name, self.proc, self.port, self.lua = name, proc, port, lua
         self.results: list[Result] = []
 
+    def run_round(self, duration: int, connections: int) -> None:
+        cpu_before = process_cpu_seconds(self.proc.pid)
+        result = run_wrk(self.lua, self.port, duration, connections)
+        cpu_after = process_cpu_seconds(self.proc.pid)
+        if cpu_before is not None and cpu_after is not None:
+            result.cpu_seconds = cpu_after - cpu_before
+        self.results.append(result)
+
     def median(self) -> Result:
         ordered = sorted(self.results, key=lambda r: r.rps)
         middle = ordered[len(ordered) // 2]
+        cpu = [r.cpu_seconds for r in self.results if r.cpu_seconds is not None]
         return Result(
             self.name,
             sum(r.requests for r in self.results),
@@ -139,7 +170,16 @@ class Server:
             middle.p50_ms,
             middle.p99_ms,
             sum(r.errors for r in self.results),
+            sum(cpu) if len(cpu) == len(self.results) else None,
         )
+
+    def cpu_us_per_request(self) -> str:
+        """Over all rounds: CPU time per request, which a busy neighbour changes far less
+        than it changes requests/s."""
+        total = self.median()
+        if total.cpu_seconds is None or not total.requests:
+            return "n/a"
+        return f"{total.cpu_seconds / total.requests * 1e6:.0f}"
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -234,13 +274,13 @@ def main() -> None:
                 run_wrk(server.lua, server.port, 1, args.connections)
             before = count_webhook_events(work / "hub.db")
             commits_before = commit_figures(servers[0].port)
+            steal_before = steal_ticks()
             # Rounds interleave the servers, so a burst of load from elsewhere on the machine
             # hits all of them rather than skewing one; the medians are compared.
             for _ in range(args.rounds):
                 for server in servers:
-                    server.results.append(
-                        run_wrk(server.lua, server.port, args.duration, args.connections)
-                    )
+                    server.run_round(args.duration, args.connections)
+            steal_after = steal_ticks()
             stored = count_webhook_events(work / "hub.db") - before
             commits = {
                 name: value - commits_before[name]
@@ -254,9 +294,20 @@ def main() -> None:
         f"{args.rounds} rounds x {args.duration}s per server (medians), {args.connections} "
         f"connections, {args.body_bytes}-byte bodies, {args.tasks} tasks, {os.cpu_count()} cores"
     )
-    print(f"{'server':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-    for r in (hub, events, bare, floor):
-        print(f"{r.name:36} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:8d}")
+    print(
+        f"{'server':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'CPU us/req':>10}"
+    )
+    for server, r in zip(servers, (hub, events, bare, floor), strict=True):
+        print(
+            f"{r.name:36} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:8d} "
+            f"{server.cpu_us_per_request():>10}"
+        )
+    if steal_before is not None and steal_after is not None:
+        stolen = (steal_after[0] - steal_before[0]) / max(steal_after[1] - steal_before[1], 1)
+        print(
+            f"CPU time stolen by the hypervisor during the rounds: {stolen:.0%}"
+            + ("  (a busy host: compare CPU us/req rather than req/s)" if stolen > 0.05 else "")
+        )
     acknowledged = hub.requests - hub.errors
     print(
         f"hub: acknowledged {acknowledged}, stored {stored}, lost {max(0, acknowledged - stored)}"
@@ -275,6 +326,9 @@ def main() -> None:
         f"hub / durable floor: {hub.rps / floor.rps:.2f}x "
         f"(durable floor / bare JSON endpoint: {floor.rps / bare.rps:.2f}x)"
     )
+    if hub.cpu_seconds and bare.cpu_seconds:
+        per_request = (hub.cpu_seconds / hub.requests) / (bare.cpu_seconds / bare.requests)
+        print(f"CPU per request, hub / bare JSON endpoint: {per_request:.2f}x")
     if args.json:
         print(json.dumps({r.name: r.__dict__ for r in (hub, events, bare, floor)}))
 
