@@ -62,12 +62,15 @@ class Result:
     p99_ms: float
     errors: int
     cpu_seconds: float | None = None  # the server process's CPU time during the round
+    loop_cpu_seconds: float | None = None  # of which its main (event loop) thread's
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time of ``pid`` so far (Linux ``/proc``; None elsewhere)."""
+def process_cpu_seconds(pid: int, thread: int | None = None) -> float | None:
+    """User plus system CPU time of ``pid``, or of one of its threads, so far (Linux
+    ``/proc``; None elsewhere)."""
+    stat = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
     # After the command name: state is field 3, utime and stime are fields 14 and 15.
@@ -152,17 +155,22 @@ class Server:
         self.results: list[Result] = []
 
     def run_round(self, duration: int, connections: int) -> None:
-        cpu_before = process_cpu_seconds(self.proc.pid)
+        pid = self.proc.pid
+        # The main thread's id is the process id; it runs the event loop.
+        before = process_cpu_seconds(pid), process_cpu_seconds(pid, thread=pid)
         result = run_wrk(self.lua, self.port, duration, connections)
-        cpu_after = process_cpu_seconds(self.proc.pid)
-        if cpu_before is not None and cpu_after is not None:
-            result.cpu_seconds = cpu_after - cpu_before
+        after = process_cpu_seconds(pid), process_cpu_seconds(pid, thread=pid)
+        if before[0] is not None and after[0] is not None:
+            result.cpu_seconds = after[0] - before[0]
+        if before[1] is not None and after[1] is not None:
+            result.loop_cpu_seconds = after[1] - before[1]
         self.results.append(result)
 
     def median(self) -> Result:
         ordered = sorted(self.results, key=lambda r: r.rps)
         middle = ordered[len(ordered) // 2]
         cpu = [r.cpu_seconds for r in self.results if r.cpu_seconds is not None]
+        loop = [r.loop_cpu_seconds for r in self.results if r.loop_cpu_seconds is not None]
         return Result(
             self.name,
             sum(r.requests for r in self.results),
@@ -171,15 +179,17 @@ class Server:
             middle.p99_ms,
             sum(r.errors for r in self.results),
             sum(cpu) if len(cpu) == len(self.results) else None,
+            sum(loop) if len(loop) == len(self.results) else None,
         )
 
-    def cpu_us_per_request(self) -> str:
-        """Over all rounds: CPU time per request, which a busy neighbour changes far less
-        than it changes requests/s."""
+    def cpu_us_per_request(self, *, loop: bool = False) -> str:
+        """Over all rounds: CPU time per request (the whole process, or its event loop
+        thread), which a busy neighbour changes far less than it changes requests/s."""
         total = self.median()
-        if total.cpu_seconds is None or not total.requests:
+        seconds = total.loop_cpu_seconds if loop else total.cpu_seconds
+        if seconds is None or not total.requests:
             return "n/a"
-        return f"{total.cpu_seconds / total.requests * 1e6:.0f}"
+        return f"{seconds / total.requests * 1e6:.0f}"
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -295,12 +305,13 @@ def main() -> None:
         f"connections, {args.body_bytes}-byte bodies, {args.tasks} tasks, {os.cpu_count()} cores"
     )
     print(
-        f"{'server':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'CPU us/req':>10}"
+        f"{'server':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
+        f"{'CPU us/req':>10} {'loop us/req':>11}"
     )
     for server, r in zip(servers, (hub, events, bare, floor), strict=True):
         print(
             f"{r.name:36} {r.rps:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.errors:8d} "
-            f"{server.cpu_us_per_request():>10}"
+            f"{server.cpu_us_per_request():>10} {server.cpu_us_per_request(loop=True):>11}"
         )
     if steal_before is not None and steal_after is not None:
         stolen = (steal_after[0] - steal_before[0]) / max(steal_after[1] - steal_before[1], 1)
@@ -318,7 +329,8 @@ def main() -> None:
         f"hub group commit: {batches:.0f} batches, "
         f"{commits['hub_commit_batch_size_sum'] / batches:.1f} webhooks and "
         f"{commits['hub_commit_seconds_sum'] / batches * 1000:.2f} ms per batch; "
-        f"the committer was busy {busy:.0%} of the hub's measured time"
+        f"a batch was in hand {busy:.0%} of the hub's measured time (its writing, its commit, "
+        f"and its waits for the event loop)"
     )
     print(
         f"hub / dict of events: {hub.rps / events.rps:.2f}x; "
