@@ -77,7 +77,7 @@ class HubMetrics:
         )
         self.commit_seconds = Histogram(
             "hub_commit_seconds",
-            "Time to write and commit one group-commit batch (the fsync included)",
+            "Time to write and commit one group-commit batch (fsync and event loop waits included)",
             buckets=COMMIT_BUCKETS,
             registry=r,
         )
