@@ -1,0 +1,144 @@
+"""Instructions per webhook: a CPU figure that a busy or throttled machine does not move.
+
+    python -m bench.instructions [--webhooks 3000] [--warmup 2000]
+
+Requests/s on a shared VM moves by a third between identical runs, so a change of a few
+percent in the hub's cost cannot be seen in ``bench.ingest``. This counts instead: it drives
+the hub's ASGI app in-process (64 webhooks in flight, 1 KiB bodies, a real SQLite file, no
+HTTP server or client) under ``valgrind --tool=callgrind`` (``apt-get install valgrind``),
+twice with different numbers of webhooks, and divides the difference in instructions
+executed by the difference in webhooks. Start-up, registration and warm-up cancel out.
+
+It prints the event loop thread's instructions per webhook (the loop is what saturates first
+under load) and the whole process's. Counts repeat to within a fraction of a percent; they
+leave out the HTTP server's work, which is the same for any ASGI app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import uvloop
+
+CONCURRENCY = 64
+TASKS = 1000
+
+
+async def drive(webhooks: int, warmup: int, folder: str) -> None:
+    """Register the tasks, post ``warmup`` webhooks, then ``webhooks`` more, through the app."""
+    from hub import Hub, Settings
+
+    # Only what the run needs: no HUB_* variable of the caller's may change the count.
+    settings = Settings.from_env({}, secret=("bench",), api_key="bench", data_dir=Path(folder))
+    hub = Hub(settings)
+    app = hub.app
+    pad = "x" * 900
+    async with hub:
+        paths = []
+        for _ in range(TASKS):
+            task = await hub.register("generic")
+            paths.append(urlsplit(hub.callback_url(task)).path)
+
+        async def post(number: int) -> None:
+            body = (
+                f'{{"status":"running","progress":{number % 100},'
+                f'"delivery_id":"d-{number}","pad":"{pad}"}}'
+            ).encode()
+            scope = {
+                "type": "http",
+                "method": "POST",
+                "path": paths[number % TASKS],
+                "root_path": "",
+                "query_string": b"",
+                "client": ("127.0.0.1", 1),
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+
+            async def receive() -> dict[str, object]:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            statuses: list[int] = []
+
+            async def send(message: dict[str, object]) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(int(message["status"]))  # type: ignore[call-overload]
+
+            await app(scope, receive, send)  # type: ignore[arg-type]
+            if statuses != [200]:
+                raise RuntimeError(f"webhook {number} answered {statuses}")
+
+        async def lane(first: int, end: int) -> None:
+            for number in range(first, end, CONCURRENCY):
+                await post(number)
+
+        for start, count in ((0, warmup), (warmup, webhooks)):
+            lanes = (lane(start + n, start + count) for n in range(CONCURRENCY))
+            await asyncio.gather(*lanes)
+
+
+def count(webhooks: int, warmup: int) -> tuple[int, int]:
+    """Instructions of the event loop thread and of the whole process, for one run."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "callgrind.out"
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--separate-threads=yes",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                "-m",
+                "bench.instructions",
+                "--drive",
+                str(webhooks),
+                "--warmup",
+                str(warmup),
+                "--folder",
+                folder,
+            ],
+            check=True,
+            capture_output=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        per_thread = {}
+        for part in Path(folder).glob("callgrind.out-*"):
+            match = re.search(r"^summary: (\d+)", part.read_text(), re.MULTILINE)
+            assert match, f"no summary in {part}"
+            per_thread[int(part.name.rsplit("-", 1)[1])] = int(match.group(1))
+    return per_thread[1], sum(per_thread.values())  # thread 1 runs the event loop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--webhooks", type=int, default=3000, help="the longer run's extra")
+    parser.add_argument("--warmup", type=int, default=2000)
+    parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.drive is not None:
+        uvloop.run(drive(args.drive, args.warmup, args.folder))  # as uvicorn[standard] runs
+        return
+    short, long = 500, 500 + args.webhooks
+    print(f"counting {short} and {long} webhooks after {args.warmup} (a few minutes)...")
+    with ThreadPoolExecutor(2) as pool:  # two valgrind processes, one per core
+        runs = pool.map(count, (short, long), (args.warmup, args.warmup))
+        (loop_short, all_short), (loop_long, all_long) = runs
+    loop = (loop_long - loop_short) / args.webhooks
+    whole = (all_long - all_short) / args.webhooks
+    print(f"instructions per webhook: event loop thread {loop / 1000:.1f}k, ", end="")
+    print(f"whole process {whole / 1000:.1f}k")
+
+
+if __name__ == "__main__":
+    main()
