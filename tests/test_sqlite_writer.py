@@ -12,10 +12,8 @@ from typing import Any
 import pytest
 
 from hub.models import Source, Status, Task, Update
-from hub.store import sqlite as sqlite_store
 from hub.store.base import CreateTask, Ingest
 from hub.store.sqlite import SQLiteStore
-from hub.store.sqlite_writer import _save_and_commit
 
 
 def _task(number: int) -> Task:
@@ -85,8 +83,7 @@ async def test_a_write_cancelled_while_it_commits_leaves_the_ids_right(tmp_path:
         call = store._writer._call
 
         async def spy(function: Any, *args: Any) -> Any:
-            # A batch's rows go to the I/O thread with its COMMIT, in one call.
-            if function is _save_and_commit or args == ("COMMIT",):
+            if args == ("COMMIT",):
                 committing.set()
             return await call(function, *args)
 
@@ -106,9 +103,7 @@ async def test_a_write_cancelled_while_it_commits_leaves_the_ids_right(tmp_path:
         await store.close()
 
 
-async def test_a_batch_is_decided_on_the_loop_and_its_rows_written_off_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_batch_of_large_bodies_is_written_off_the_event_loop(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "hub.db")
     await store.start()
     try:
@@ -124,63 +119,23 @@ async def test_a_batch_is_decided_on_the_loop_and_its_rows_written_off_it(
                 raw=body,
                 task_id=task.id,
             )
-            for step in range(6)  # 6 MiB of bodies: the loop must not copy them into SQLite
+            for step in range(6)  # 6 MiB: over the inline limit
         ]
-        planned: list[str] = []
-        saved: list[str] = []
-        plan_batch, save = store._plan_batch, sqlite_store._save
+        threads: list[str] = []
+        plan_and_save = store._plan_and_save
 
-        def plan_spy(*args: Any) -> Any:
-            planned.append(threading.current_thread().name)
-            return plan_batch(*args)
+        def spy(*args: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return plan_and_save(*args)
 
-        def save_spy(*args: Any) -> None:
-            saved.append(threading.current_thread().name)
-            save(*args)
-
-        store._plan_batch = plan_spy  # type: ignore[method-assign]
-        monkeypatch.setattr(sqlite_store, "_save", save_spy)
+        store._plan_and_save = spy  # type: ignore[method-assign]
         results = await store.write(ops)
         assert [r.error for r in results] == [None] * 6
-        await store.write(ops[:1])  # a small batch goes the same way
-        loop_thread = threading.main_thread().name
-        assert planned == [loop_thread, loop_thread]
-        assert len(saved) == 2 and loop_thread not in saved
+        assert threads and threads[0] != threading.main_thread().name
+        await store.write(ops[:1])  # a small batch stays on the event loop
+        assert threads[1] == threading.main_thread().name
         stored = await store.task_events(task.id)
         assert [len(e.raw["pad"]) for e in stored[1:]] == [1024 * 1024] * 7
         assert (await store.get_task(task.id)).progress == 50  # type: ignore[union-attr]
-    finally:
-        await store.close()
-
-
-async def test_a_large_batch_is_split_to_fit_sqlites_variable_limit(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "hub.db")
-    await store.start()
-    try:
-        # The limit of SQLite builds before 3.32: 999 variables, 58 event rows a statement.
-        connection = store._writer._connection
-        assert connection is not None
-        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
-        tasks = [_task(n) for n in range(1, 41)]
-        ops: list[Any] = [CreateTask(task) for task in tasks]
-        ops += [
-            Ingest(
-                "generic",
-                Update(Status.RUNNING, progress=step, delivery_id=f"{task.id}-{step}"),
-                Source.WEBHOOK,
-                time.time(),
-                task_id=task.id,
-            )
-            for step in range(1, 6)
-            for task in tasks
-        ]
-        results = await store.write(ops)  # 240 events and 40 tasks in one batch
-        assert [r.error for r in results] == [None] * 240
-        log = await store.read_log(0, limit=1000)
-        assert [e.seq for e in log] == list(range(1, 241))
-        for task in (tasks[0], tasks[-1]):
-            stored = await store.get_task(task.id)
-            assert stored is not None and stored.progress == 5
-            assert len(await store.task_events(task.id)) == 6
     finally:
         await store.close()

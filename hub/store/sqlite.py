@@ -18,7 +18,6 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import aiosqlite
 
 from hub.errors import StoreUnavailable
 from hub.models import Event, Status, Task
-from hub.store.base import PollClaim, Store, TaskFilter, WriteOp, WriteResult
+from hub.store.base import Ingest, PollClaim, Store, TaskFilter, WriteOp, WriteResult
 from hub.store.migrations import migrations
 from hub.store.plan import (
     Plan,
@@ -43,13 +42,21 @@ from hub.store.rows import (
     event_from_row,
     event_values,
     task_from_row,
+    task_state_values,
     task_values,
 )
 from hub.store.sqlite_writer import SQLiteWriter
 
+_UPDATE_TASK = (
+    "UPDATE tasks SET external_id = ?, status = ?, progress = ?, outputs = ?, actions = ?, "
+    "error = ?, updated_at = ?, last_event_at = ? WHERE id = ?"
+)
+_INSERT_TASK = f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({', '.join('?' * 14)})"
+_INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}, dedupe_key) VALUES ({', '.join('?' * 17)})"
 _ATTACH_EVENT = "UPDATE events SET task_id = ?, seq = ?, type = ?, disposition = ? WHERE id = ?"
 TASK_CACHE_SIZE = 50_000
-MAX_ROWS_PER_STATEMENT = 256
+# A batch whose raw bodies add up to more than this is written off the event loop.
+INLINE_BATCH_BYTES = 4 * 1024 * 1024
 _TERMINAL = tuple(s.value for s in Status if s.terminal)
 _NOT_TERMINAL = f"status NOT IN ({', '.join(repr(v) for v in _TERMINAL)})"
 
@@ -94,7 +101,13 @@ class SQLiteStore(Store):
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
         try:
-            plan = await self._writer.write(functools.partial(self._plan_batch, ops), _save)
+            if sum(_raw_size(op) for op in ops) > INLINE_BATCH_BYTES:
+                # Large bodies: writing them would hold the event loop for a long time, so
+                # this batch runs on the I/O thread (few rows, so few GIL hand-backs).
+                plan = await self._writer.run(functools.partial(self._plan_and_save, ops))
+            else:
+                async with self._writer.transaction() as db:
+                    plan = self._plan_and_save(ops, db)
         except BaseException:
             self._tasks.clear()  # a failed batch: forget rather than reason about it
             self._counters_unknown = True
@@ -104,10 +117,12 @@ class SQLiteStore(Store):
             self._remember(task)
         return plan.results
 
-    def _plan_batch(self, ops: Sequence[WriteOp], db: sqlite3.Connection) -> Plan:
+    def _plan_and_save(self, ops: Sequence[WriteOp], db: sqlite3.Connection) -> Plan:
         if self._counters_unknown:
             self._load_counters(db)
-        return self._plan(db, ops)
+        plan = self._plan(db, ops)
+        _save(db, plan)
+        return plan
 
     def _remember(self, task: Task) -> None:
         # Copies, so neither the planner's next batch nor a caller holding a result's task
@@ -307,10 +322,12 @@ class SQLiteStore(Store):
 
 
 def _save(db: sqlite3.Connection, plan: Plan) -> None:
-    """Write a planned batch: its tasks and its events in one multi-row statement each."""
-    tasks = [*plan.new_tasks.values(), *plan.changed_tasks.values()]
-    _write_rows(db, _UPSERT_TASKS, [task_values(t) for t in tasks])
-    _write_rows(db, _INSERT_EVENTS, [event_values(e, k) for e, k in plan.new_events])
+    if plan.new_tasks:
+        db.executemany(_INSERT_TASK, [task_values(t) for t in plan.new_tasks.values()])
+    if plan.changed_tasks:
+        db.executemany(_UPDATE_TASK, [task_state_values(t) for t in plan.changed_tasks.values()])
+    if plan.new_events:
+        db.executemany(_INSERT_EVENT, [event_values(e, k) for e, k in plan.new_events])
     if plan.attached:
         db.executemany(
             _ATTACH_EVENT,
@@ -326,62 +343,6 @@ def _save(db: sqlite3.Connection, plan: Plan) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _RowsStatement:
-    """An INSERT of any number of rows: ``head``, then ``VALUES (?, …), …``, then ``tail``."""
-
-    head: str
-    width: int
-    tail: str = ""
-
-    def sql(self, rows: int) -> str:
-        """The statement's text for ``rows`` rows."""
-        return _rows_sql(self, rows)
-
-
-@functools.cache  # one text per statement and size: the same str object keeps its hash
-def _rows_sql(statement: _RowsStatement, rows: int) -> str:
-    row = f"({', '.join('?' * statement.width)})"
-    return f"{statement.head} VALUES {', '.join([row] * rows)}{statement.tail}"
-
-
-_UPSERT_TASKS = _RowsStatement(
-    f"INSERT INTO tasks ({TASK_COLUMNS})",
-    14,
-    # A new task is inserted; a known one gets its state. The other columns never change
-    # after creation, and the poll schedule is not the batch's to touch.
-    " ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id, "
-    "status = excluded.status, progress = excluded.progress, outputs = excluded.outputs, "
-    "actions = excluded.actions, error = excluded.error, updated_at = excluded.updated_at, "
-    "last_event_at = excluded.last_event_at",
-)
-_INSERT_EVENTS = _RowsStatement(f"INSERT INTO events ({EVENT_COLUMNS}, dedupe_key)", 17)
-
-
-def _write_rows(
-    db: sqlite3.Connection, statement: _RowsStatement, rows: list[tuple[Any, ...]]
-) -> None:
-    """``rows`` in as few statements as the variable limit allows.
-
-    Chunks are powers of two in size, so the connection's statement cache holds a few texts
-    per statement instead of one per batch size (preparing a 32-row INSERT costs more than
-    running it).
-    """
-    most = _max_rows(db, statement.width)
-    start = 0
-    while start < len(rows):
-        size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
-        chunk = rows[start : start + size]
-        db.execute(statement.sql(size), [value for row in chunk for value in row])
-        start += size
-
-
-def _max_rows(db: sqlite3.Connection, width: int) -> int:
-    # SQLite before 3.32 allows 999 variables per statement; later ones 32,766.
-    limit = min(db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width, MAX_ROWS_PER_STATEMENT)
-    return 1 << (limit.bit_length() - 1)
-
-
 def _migrate(db: sqlite3.Connection) -> None:
     """Apply the migrations this file lacks (in the writer's start-up transaction)."""
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY)")
@@ -392,6 +353,10 @@ def _migrate(db: sqlite3.Connection) -> None:
         for statement in _statements(sql):
             db.execute(statement)
         db.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
+
+
+def _raw_size(op: WriteOp) -> int:
+    return len(op.raw) if isinstance(op, Ingest) and isinstance(op.raw, str) else 0
 
 
 def _select_in(db: sqlite3.Connection, prefix: str, values: Iterable[str]) -> list[Any]:

@@ -6,14 +6,11 @@ around each step. Under load the event loop holds the GIL most of the time, so e
 hand-backs can wait out a whole switch interval (5 ms): a batch of 60 events then took longer
 than the HTTP work that produced it, and the hub idled at half its CPU.
 
-So a batch is split by what needs the GIL. Its reads and decisions run on the event loop
-thread, where they cost a few microseconds a row. Its rows go to the I/O thread together with
-its ``COMMIT``, as one multi-row statement per table: SQLite builds the rows and their index
-entries without the GIL, while the loop goes on serving requests, and the thread waits for the
-GIL only a few times per batch. Besides ``COMMIT`` (the fsync under ``synchronous=FULL``, and
-SQLite's automatic WAL checkpoint every 1,000 pages, which copies the log into the database
-file), the I/O thread takes a ``BEGIN`` that finds the file locked by another process, and
-bulk maintenance.
+So the statements of a transaction run on the event loop thread, where they cost a few
+microseconds a row, and only the calls that wait on the disk leave it: ``COMMIT`` (the fsync
+under ``synchronous=FULL``, and SQLite's automatic WAL checkpoint every 1,000 pages, which
+copies the log into the database file), a ``BEGIN`` that finds the file locked by another
+process, and bulk maintenance.
 
 The checkpoint stays on the writing connection on purpose. Run from another connection
 while the writer keeps appending, a checkpoint never catches up with the end of the log, so
@@ -38,7 +35,6 @@ logger = logging.getLogger("hub.store")
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
-MIN_SQLITE = (3, 24, 0)
 # After a checkpoint resets the log, SQLite truncates the file back to this size, so a burst
 # does not leave a large WAL behind.
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
@@ -77,29 +73,20 @@ class SQLiteWriter:
         Statements run synchronously on the caller's (event loop) thread; keep them to what a
         batch needs. SQLite errors become :class:`StoreUnavailable`.
         """
-        async with self._open_transaction() as db:
-            yield db
-            # Off the loop even without an fsync (synchronous=NORMAL): the commit may run a
-            # WAL checkpoint.
-            await self._call(db.execute, "COMMIT")
-
-    async def write(
-        self,
-        decide: Callable[[sqlite3.Connection], T],
-        save: Callable[[sqlite3.Connection, T], None],
-    ) -> T:
-        """One transaction in two steps: ``decide(db)`` on the event loop, then
-        ``save(db, decision)`` and ``COMMIT`` together on the I/O thread.
-
-        ``decide`` does the reads and the in-memory work; ``save`` should write in a few
-        multi-row statements. SQLite inserts rows without the GIL, so the event loop serves
-        requests meanwhile, but each statement on the thread must win the GIL back when it
-        ends: one statement per row would wait for the loop at every row.
-        """
-        async with self._open_transaction() as db:
-            decision = decide(db)
-            await self._call(_save_and_commit, db, save, decision)
-        return decision
+        async with self._lock:
+            db = self._db()
+            try:
+                await self._begin(db)
+                try:
+                    yield db
+                    # Off the loop even without an fsync (synchronous=NORMAL): the commit
+                    # may run a WAL checkpoint.
+                    await self._call(db.execute, "COMMIT")
+                except BaseException:
+                    _rollback(db)
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work(connection)`` on the I/O thread, in a transaction of its own.
@@ -111,21 +98,6 @@ class SQLiteWriter:
             db = self._db()
             try:
                 return await self._call(_in_transaction, db, work)
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
-
-    @contextlib.asynccontextmanager
-    async def _open_transaction(self) -> AsyncIterator[sqlite3.Connection]:
-        """The connection after ``BEGIN IMMEDIATE``: the caller commits; any error rolls back."""
-        async with self._lock:
-            db = self._db()
-            try:
-                await self._begin(db)
-                try:
-                    yield db
-                except BaseException:
-                    _rollback(db)
-                    raise
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
 
@@ -160,11 +132,6 @@ class SQLiteWriter:
             raise
 
     def _connect(self) -> sqlite3.Connection:
-        if sqlite3.sqlite_version_info < MIN_SQLITE:  # batches write tasks with an upsert
-            raise StoreUnavailable(
-                f"SQLite {'.'.join(map(str, MIN_SQLITE))} or newer is needed; "
-                f"this Python has {sqlite3.sqlite_version}"
-            )
         # check_same_thread=False: the loop thread and the I/O thread take turns, never at
         # once (the lock), and SQLite itself is built thread-safe.
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -197,13 +164,6 @@ def _in_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection],
         return result
     finally:
         db.execute("PRAGMA busy_timeout=0")
-
-
-def _save_and_commit(
-    db: sqlite3.Connection, save: Callable[[sqlite3.Connection, T], None], decision: T
-) -> None:
-    save(db, decision)
-    db.execute("COMMIT")
 
 
 def _rollback(db: sqlite3.Connection) -> None:
