@@ -12,6 +12,10 @@ executed by the difference in webhooks. Start-up, registration and warm-up cance
 It prints the event loop thread's instructions per webhook (the loop is what saturates first
 under load) and the whole process's. Counts repeat to within a fraction of a percent; they
 leave out the HTTP server's work, which is the same for any ASGI app.
+
+A count is not a time. Work moved to another thread still needs the GIL there, and a thread
+that must win the GIL back from a busy event loop can lengthen each group commit: a change
+that lowers these counts can still lose webhooks/s. Confirm a gain with ``bench.ingest``.
 """
 
 from __future__ import annotations
