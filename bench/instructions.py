@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -125,7 +126,7 @@ def count(webhooks: int, warmup: int) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--webhooks", type=int, default=3000, help="the longer run's extra")
+    parser.add_argument("--webhooks", type=int, default=3000, help="webhooks counted")
     parser.add_argument("--warmup", type=int, default=2000)
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -133,6 +134,8 @@ def main() -> None:
     if args.drive is not None:
         uvloop.run(drive(args.drive, args.warmup, args.folder))  # as uvicorn[standard] runs
         return
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (apt-get install valgrind)")
     short, long = 500, 500 + args.webhooks
     print(f"counting {short} and {long} webhooks after {args.warmup} (a few minutes)...")
     with ThreadPoolExecutor(2) as pool:  # two valgrind processes, one per core
