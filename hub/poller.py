@@ -2,7 +2,7 @@
 
 Every ``poll_tick_s`` the poller leases the tasks that are due (``Store.claim_polls``: their
 ``next_poll_at`` or deadline has come; a lease keeps two processes from polling one task at
-once) and, for each:
+once), a batch at a time until none is left, and for each:
 
 * past its deadline: one last status check, and if that shows nothing final, a
   ``timed_out`` update (source ``hub``, category ``timeout``);
@@ -30,7 +30,7 @@ from hub.errors import HubError
 from hub.models import ErrorCategory, ErrorInfo, Source, Status, Task, Update
 from hub.providers.client import ProviderError, ProviderRateLimited
 from hub.providers.clients import ProviderClients
-from hub.store.base import PollClaim
+from hub.store.base import PollClaim, PollRelease
 
 if TYPE_CHECKING:
     from hub.core import Hub
@@ -38,7 +38,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("hub.poller")
 
 LEASE_S = 120.0
+#: Tasks leased, handled and released together by a tick.
 BATCH = 50
+#: Tasks leased per transaction, and checked and released per transaction, at start-up.
+SWEEP_CHUNK = 500
+#: Provider calls in flight at once.
 PARALLEL = 8
 
 
@@ -66,40 +70,54 @@ class Poller:
         await cancel_and_wait(self._tasks)
         self._tasks = []
 
-    async def tick(self, now: float | None = None) -> int:
-        """Poll what is due now; returns how many tasks were leased."""
-        now = time.time() if now is None else now
-        claims = await self.hub.store.claim_polls(self.owner, now, LEASE_S, BATCH)
-        if claims:
-            await asyncio.gather(*(self._handle(claim) for claim in claims))
-        return len(claims)
+    async def tick(self) -> int:
+        """Poll everything that is due now; returns how many tasks were leased.
+
+        Leases go a batch at a time, each batch released in one transaction once it has been
+        handled, until nothing that was due when the tick began is left. So the pace of checks
+        is set by the providers' answers, not by the tick: one batch per tick would fall
+        behind with a few thousand tasks in flight.
+        """
+        due_by = time.time()
+        seen: set[str] = set()
+        while True:
+            claims = await self.hub.store.claim_polls(
+                self.owner, time.time(), LEASE_S, BATCH, due_by=due_by
+            )
+            releases = await asyncio.gather(*(self._handle(claim) for claim in claims))
+            await self.hub.store.release_polls(self.owner, releases)
+            ids = {claim.task.id for claim in claims}
+            # Every release is scheduled after ``due_by``, so a task comes back within one
+            # tick only if the clock stepped backwards: stop rather than poll it in a loop.
+            if len(claims) < BATCH or ids & seen:
+                return len(seen | ids)
+            seen |= ids
 
     async def reconcile(self) -> int:
         """Check every bound task in flight with its provider; returns how many were asked.
 
         Runs at start-up. It takes the same leases as polling, so replicas starting together
-        split the tasks between them instead of each asking about all of them.
+        split the tasks between them instead of each asking about all of them. Every lease is
+        taken first (a task released during the sweep would be due again by its horizon), then
+        the tasks are checked and released a chunk at a time, one transaction per chunk.
         """
         claims: list[PollClaim] = []
         while True:
             batch = await self.hub.store.claim_polls(
-                self.owner, time.time(), LEASE_S, BATCH, due_by=math.inf
+                self.owner, time.time(), LEASE_S, SWEEP_CHUNK, due_by=math.inf
             )
-            if not batch:
-                break
             claims += batch
-        asked = [c for c in claims if c.task.external_id and self.clients.get(c.task.provider)]
-        outcomes = await asyncio.gather(*(self._check(c.task) for c in asked))
-        checked = {c.task.id: outcome for c, outcome in zip(asked, outcomes, strict=True)}
-        now = time.time()
-        for claim in claims:
-            outcome = checked.get(claim.task.id)
-            done = outcome is not None and outcome.terminal
-            next_at = None if done else now + self.settings.poll_after_s
-            await self.hub.store.release_poll(claim.task.id, self.owner, next_at, claim.attempts)
+            if len(batch) < SWEEP_CHUNK:
+                break
+        asked = 0
+        for start in range(0, len(claims), SWEEP_CHUNK):
+            chunk = claims[start : start + SWEEP_CHUNK]
+            outcomes = await asyncio.gather(*(self._reconcile_one(c) for c in chunk))
+            await self.hub.store.release_polls(self.owner, [release for release, _ in outcomes])
+            asked += sum(was_asked for _, was_asked in outcomes)
         if asked:
-            logger.info("reconciled %d task(s) in flight", len(asked))
-        return len(asked)
+            logger.info("reconciled %d task(s) in flight", asked)
+        return asked
 
     # -- internals -----------------------------------------------------------------------
 
@@ -117,14 +135,28 @@ class Poller:
         except Exception:
             logger.warning("start-up reconciliation failed", exc_info=True)
 
-    async def _handle(self, claim: PollClaim) -> None:
+    async def _handle(self, claim: PollClaim) -> PollRelease:
         task = claim.task
         try:
             next_at, attempts = await self._poll(task, claim.attempts)
         except Exception:  # one bad task must not stop the others
             logger.warning("polling %s failed", task.id, exc_info=True)
             next_at, attempts = time.time() + self._interval(claim.attempts), claim.attempts + 1
-        await self.hub.store.release_poll(task.id, self.owner, next_at, attempts)
+        return PollRelease(task.id, next_at, attempts)
+
+    async def _reconcile_one(self, claim: PollClaim) -> tuple[PollRelease, bool]:
+        """Check one task at start-up; its release, and whether its provider was asked."""
+        task = claim.task
+        asked = bool(task.external_id and self.clients.get(task.provider))
+        outcome = None
+        if asked:
+            try:
+                outcome = await self._check(task)
+            except Exception:  # one bad task must not stop the others
+                logger.warning("reconciling %s failed", task.id, exc_info=True)
+        done = outcome is not None and outcome.terminal
+        next_at = None if done else time.time() + self.settings.poll_after_s
+        return PollRelease(task.id, next_at, claim.attempts), asked
 
     async def _poll(self, task: Task, attempts: int) -> tuple[float | None, int]:
         now = time.time()

@@ -13,7 +13,7 @@ import pytest
 from hub.errors import StoreUnavailable, TaskNotFound
 from hub.models import Disposition, Source, Status, Task, Update
 from hub.store import Store, store_from_url
-from hub.store.base import Bind, CreateTask, Ingest, TaskFilter, WriteOp
+from hub.store.base import Bind, CreateTask, Ingest, PollRelease, TaskFilter, WriteOp
 from hub.store.plan import AlreadyBound
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -273,16 +273,39 @@ async def test_poll_leases_never_overlap(store: Store, other: Store) -> None:
     assert await store.claim_polls("c", now, lease_s=30, limit=10) == []
 
     claimed = sorted(a_ids)[0]
-    await store.release_poll(claimed, "b", next_poll_at=now, attempts=1)  # not b's: no effect
+    await store.release_polls("b", [PollRelease(claimed, now, 1)])  # not b's: no effect
     assert await other.claim_polls("c", now, lease_s=30, limit=10) == []
-    await store.release_poll(claimed, "a", next_poll_at=now, attempts=1)
+    await store.release_polls("a", [PollRelease(claimed, now, 1)])
     again = await other.claim_polls("c", now + 1, lease_s=30, limit=10)
     assert [(c.task.id, c.attempts) for c in again] == [(claimed, 1)]
     # Leases run out: everything still due is claimable again after lease_s.
     expired = await store.claim_polls("d", now + 31, lease_s=30, limit=10)
     assert {c.task.id for c in expired} == {t.id for t in due} - {claimed}
-    await store.release_poll(claimed, "c", next_poll_at=None, attempts=2)
+    await store.release_polls("c", [PollRelease(claimed, None, 2)])
     assert await store.claim_polls("e", now + 3600 * 2, lease_s=30, limit=10) != []
+
+
+async def test_many_leases_end_in_one_call_and_only_the_owners(store: Store) -> None:
+    now = time.time()
+    due = [make_task() for _ in range(7)]
+    await create(store, *due, polls=now - 1)
+    mine = await store.claim_polls("a", now, lease_s=30, limit=6)
+    theirs = await store.claim_polls("b", now, lease_s=30, limit=6)
+    assert len(mine) == 6 and len(theirs) == 1
+    stopped, *rescheduled = [c.task.id for c in mine]
+    releases = [PollRelease(stopped, None, 3)]
+    releases += [PollRelease(task_id, now + 10, n) for n, task_id in enumerate(rescheduled)]
+    releases.append(PollRelease(theirs[0].task.id, now, 9))  # b's lease: a cannot end it
+    await store.release_polls("a", releases)
+    await store.release_polls("a", [])
+
+    again = await store.claim_polls("c", now + 10, lease_s=30, limit=10)
+    assert {(c.task.id, c.attempts) for c in again} == {
+        (task_id, n) for n, task_id in enumerate(rescheduled)
+    }
+    # b's task is still b's until its lease runs out; the stopped one is never due again.
+    expired = await store.claim_polls("d", now + 31, lease_s=30, limit=10, due_by=math.inf)
+    assert [(c.task.id, c.attempts) for c in expired] == [(theirs[0].task.id, 0)]
 
 
 async def test_reconciliation_horizon_never_steals_a_live_lease(store: Store) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from hub import Disposition, ErrorCategory, Source, Status
+from hub import Disposition, ErrorCategory, Source, Status, poller
 from tests.sim_env import PROVIDERS, eventually, fast_config, running
 
 FAST_POLL = {"poll_after_s": 0.15, "poll_max_interval_s": 0.3}
@@ -106,3 +108,57 @@ async def test_polls_respect_a_rate_limit(tmp_path: Path) -> None:
         done = await env.wait(task.id)
         assert done.status is Status.SUCCEEDED
         assert env.sim.calls["midapi.record-info"] >= 2
+
+
+def _record_releases(monkeypatch: pytest.MonkeyPatch, store: Any) -> list[int]:
+    """Sizes of the store's ``release_polls`` calls, each one transaction."""
+    sizes: list[int] = []
+    release = store.release_polls
+
+    async def recorded(owner: str, releases: Any) -> None:
+        sizes.append(len(releases))
+        await release(owner, releases)
+
+    monkeypatch.setattr(store, "release_polls", recorded)
+    return sizes
+
+
+async def _lost_webhooks(env: Any, count: int) -> list[str]:
+    """``count`` tasks that finish at the provider while every webhook is dropped."""
+    ids = [(await env.hub.submit("midapi", prompt=f"lantern {n}")).id for n in range(count)]
+    await eventually(lambda: len(env.sim.jobs) == count)
+    await eventually(lambda: all(job.phase.done for job in env.sim.jobs.values()))
+    return ids
+
+
+async def test_one_tick_polls_every_due_task_a_batch_per_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = 2 * poller.BATCH + 10
+    # Only the tick called below may poll: the background one sleeps for an hour.
+    knobs = {"poll_after_s": 0.2, "poll_tick_s": 3600.0}
+    async with running(tmp_path, fast_config(drop_rate=1.0), **knobs) as env:
+        ids = await _lost_webhooks(env, count)
+        await asyncio.sleep(0.25)  # every task is now due
+        sizes = _record_releases(monkeypatch, env.hub.store)
+        assert await env.hub.poller.tick() == count
+        assert sizes == [poller.BATCH, poller.BATCH, 10]
+        tasks = [await env.hub.get(task_id) for task_id in ids]
+        assert {t.status for t in tasks} == {Status.SUCCEEDED}
+        assert env.sim.calls["midapi.record-info"] == count
+
+
+async def test_start_up_sweep_releases_a_chunk_per_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(poller, "SWEEP_CHUNK", 40)
+    knobs = {"poll_after_s": 3600.0, "poll_tick_s": 3600.0}  # only the sweep below asks
+    async with running(tmp_path, fast_config(drop_rate=1.0), **knobs) as env:
+        ids = await _lost_webhooks(env, 90)
+        sizes = _record_releases(monkeypatch, env.hub.store)
+        assert await env.hub.poller.reconcile() == 90
+        assert sizes == [40, 40, 10]
+        tasks = [await env.hub.get(task_id) for task_id in ids]
+        assert {t.status for t in tasks} == {Status.SUCCEEDED}
+        # Released, not left leased: a later sweep finds nothing in flight to ask about.
+        assert await env.hub.poller.reconcile() == 0

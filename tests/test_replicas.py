@@ -202,6 +202,7 @@ def _has(sub: Subscriber, count: int) -> Callable[[], Awaitable[bool]]:
 
 _LEASE_WORKER = """
 import asyncio, json, sys, time
+from hub.store.base import PollRelease
 from hub.store.postgres import PostgresStore
 
 async def main(url, owner, seconds):
@@ -214,7 +215,9 @@ async def main(url, owner, seconds):
             await asyncio.sleep(0.02)  # the poll itself
             end = time.time()
             print(json.dumps([claim.task.id, owner, start, end]), flush=True)
-            await store.release_poll(claim.task.id, owner, time.time(), claim.attempts + 1)
+            await store.release_polls(
+                owner, [PollRelease(claim.task.id, time.time(), claim.attempts + 1)]
+            )
     await store.close()
 
 asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))

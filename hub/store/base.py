@@ -86,6 +86,15 @@ class PollClaim:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class PollRelease:
+    """The end of one lease: when to poll the task next (None: never) and its polls so far."""
+
+    task_id: str
+    next_poll_at: float | None
+    attempts: int
+
+
 class Store(ABC):
     """Durable tasks and events."""
 
@@ -145,11 +154,13 @@ class Store(ABC):
         A task is due when ``next_poll_at`` or ``deadline_at`` is at or before ``due_by``
         (default ``now``; start-up reconciliation passes infinity to take every task in
         flight). A task leased at ``now`` is not handed to another owner until ``lease_s`` has
-        passed or :meth:`release_poll` runs, so no task is polled by two processes at once.
+        passed or :meth:`release_polls` runs, so no task is polled by two processes at once.
         """
 
     @abstractmethod
-    async def release_poll(
-        self, task_id: str, owner: str, next_poll_at: float | None, attempts: int
-    ) -> None:
-        """End ``owner``'s lease and schedule the next poll (None: never again)."""
+    async def release_polls(self, owner: str, releases: Sequence[PollRelease]) -> None:
+        """End ``owner``'s leases on these tasks in one transaction and schedule their next polls.
+
+        A task whose lease has passed to another owner is left as it is. One transaction for
+        the lot: a poller releasing thousands of tasks must not cost thousands of commits.
+        """

@@ -20,7 +20,7 @@ from typing import Any
 
 from hub.errors import StoreUnavailable
 from hub.models import Event, Status, Task
-from hub.store.base import Ingest, PollClaim, Store, TaskFilter, WriteOp, WriteResult
+from hub.store.base import Ingest, PollClaim, PollRelease, Store, TaskFilter, WriteOp, WriteResult
 from hub.store.pgconn import CONNECTION_ERRORS, DATABASE_ERRORS, asyncpg, migrate, split_url
 from hub.store.pgsave import save_statement
 from hub.store.plan import (
@@ -162,15 +162,18 @@ class PostgresStore(Store):
         rows.sort(key=lambda row: row["due"])
         return [PollClaim(task_from_row(row), int(row["poll_attempts"])) for row in rows]
 
-    async def release_poll(
-        self, task_id: str, owner: str, next_poll_at: float | None, attempts: int
-    ) -> None:
+    async def release_polls(self, owner: str, releases: Sequence[PollRelease]) -> None:
+        if not releases:
+            return
+        # One statement over arrays: one round trip and one commit whatever the count.
         await self._execute(
-            "UPDATE tasks SET lease_owner = NULL, lease_until = NULL, next_poll_at = $1, "
-            "poll_attempts = $2 WHERE id = $3 AND lease_owner = $4",
-            next_poll_at,
-            attempts,
-            task_id,
+            "UPDATE tasks SET lease_owner = NULL, lease_until = NULL, "
+            "next_poll_at = r.next_poll_at, poll_attempts = r.attempts "
+            "FROM unnest($1::text[], $2::float8[], $3::int[]) AS r(id, next_poll_at, attempts) "
+            "WHERE tasks.id = r.id AND tasks.lease_owner = $4",
+            [r.task_id for r in releases],
+            [r.next_poll_at for r in releases],
+            [r.attempts for r in releases],
             owner,
         )
 

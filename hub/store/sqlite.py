@@ -25,7 +25,15 @@ import aiosqlite
 
 from hub.errors import StoreUnavailable
 from hub.models import Event, Status, Task
-from hub.store.base import Ingest, PollClaim, Store, TaskFilter, WriteOp, WriteResult
+from hub.store.base import (
+    Ingest,
+    PollClaim,
+    PollRelease,
+    Store,
+    TaskFilter,
+    WriteOp,
+    WriteResult,
+)
 from hub.store.migrations import migrations
 from hub.store.plan import (
     Plan,
@@ -169,19 +177,15 @@ class SQLiteStore(Store):
             )
         return [PollClaim(task_from_row(row), int(row["poll_attempts"])) for row in rows]
 
-    async def release_poll(
-        self, task_id: str, owner: str, next_poll_at: float | None, attempts: int
-    ) -> None:
-        await self._simple_write(
-            "UPDATE tasks SET lease_owner = NULL, lease_until = NULL, next_poll_at = ?, "
-            "poll_attempts = ? WHERE id = ? AND lease_owner = ?",
-            (next_poll_at, attempts, task_id, owner),
-        )
-
-    async def _simple_write(self, sql: str, params: Sequence[Any]) -> int:
+    async def release_polls(self, owner: str, releases: Sequence[PollRelease]) -> None:
+        if not releases:
+            return
         async with self._transaction() as db:
-            cursor = db.execute(sql, params)
-        return int(cursor.rowcount)
+            db.executemany(
+                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL, next_poll_at = ?, "
+                "poll_attempts = ? WHERE id = ? AND lease_owner = ?",
+                [(r.next_poll_at, r.attempts, r.task_id, owner) for r in releases],
+            )
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[sqlite3.Connection]:
