@@ -40,6 +40,15 @@ BUSY_TIMEOUT_MS = 5000
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 PAGE_CACHE_KIB = 64 * 1024  # an upper bound; SQLite allocates it as pages are used
 
+# sqlite3 binds exact int, float and str directly, but sends every other parameter,
+# None included, through its adapter look-up, which on Python 3.11 raises and discards an
+# AttributeError each time: ~0.6 us per NULL, and an event row binds several. An adapter
+# registered for None is found at the first step instead. It is process-wide, and it binds
+# None as NULL exactly as before. A dict's ``get`` is the adapter because it is a C
+# function that returns None for any key: a Python function costs half as much again.
+_NONE_TO_NULL: dict[None, None] = {}
+sqlite3.register_adapter(type(None), _NONE_TO_NULL.get)
+
 
 class SQLiteWriter:
     """Serialized write transactions on one ``sqlite3`` connection."""
