@@ -1,6 +1,6 @@
 """Instructions per webhook: a CPU figure that a busy or throttled machine does not move.
 
-    python -m bench.instructions [--webhooks 3000] [--warmup 2000]
+    python -m bench.instructions [--webhooks 3000] [--warmup 2000] [--reports repeat|advance]
 
 Requests/s on a shared VM moves by a third between identical runs, so a change of a few
 percent in the hub's cost cannot be seen in ``bench.ingest``. This counts instead: it drives
@@ -38,8 +38,14 @@ CONCURRENCY = 64
 TASKS = 1000
 
 
-async def drive(webhooks: int, warmup: int, folder: str) -> None:
-    """Register the tasks, post ``warmup`` webhooks, then ``webhooks`` more, through the app."""
+async def drive(webhooks: int, warmup: int, folder: str, reports: str = "repeat") -> None:
+    """Register the tasks, post ``warmup`` webhooks, then ``webhooks`` more, through the app.
+
+    ``reports="repeat"`` (the default, as in ``bench.ingest``) sends each task the same
+    progress every time, so after its first report each one is stored as stale: the ingest
+    and store path without a task update or a fan-out. ``"advance"`` raises each task's
+    progress by one per report, so every report is applied, as a provider's are.
+    """
     from hub import Hub, Settings
 
     # Only what the run needs: no HUB_* variable of the caller's may change the count.
@@ -63,8 +69,9 @@ async def drive(webhooks: int, warmup: int, folder: str) -> None:
             paths.append(urlsplit(hub.callback_url(task)).path)
 
         async def post(number: int) -> None:
+            progress = number % 100 if reports == "repeat" else min(number // TASKS + 1, 100)
             body = (
-                f'{{"status":"running","progress":{number % 100},'
+                f'{{"status":"running","progress":{progress},'
                 f'"delivery_id":"d-{number}","pad":"{pad}"}}'
             ).encode()
             scope = {
@@ -102,8 +109,15 @@ async def drive(webhooks: int, warmup: int, folder: str) -> None:
             await asyncio.gather(*lanes)
 
 
-def count(webhooks: int, warmup: int) -> tuple[int, int]:
+def count(webhooks: int, warmup: int, reports: str) -> tuple[int, int]:
     """Instructions of the event loop thread and of the whole process, for one run."""
+    args = ["--drive", str(webhooks), "--warmup", str(warmup), "--reports", reports]
+    return callgrind("bench.instructions", args)
+
+
+def callgrind(module: str, args: list[str]) -> tuple[int, int]:
+    """Run ``python -m module *args --folder F`` under callgrind; the instructions of its
+    main (event loop) thread and of the whole process."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "callgrind.out"
         subprocess.run(
@@ -114,11 +128,8 @@ def count(webhooks: int, warmup: int) -> tuple[int, int]:
                 f"--callgrind-out-file={out}",
                 sys.executable,
                 "-m",
-                "bench.instructions",
-                "--drive",
-                str(webhooks),
-                "--warmup",
-                str(warmup),
+                module,
+                *args,
                 "--folder",
                 folder,
             ],
@@ -138,18 +149,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--webhooks", type=int, default=3000, help="webhooks counted")
     parser.add_argument("--warmup", type=int, default=2000)
+    parser.add_argument(
+        "--reports",
+        choices=("repeat", "advance"),
+        default="repeat",
+        help="repeat each task's progress (stored as stale) or advance it (applied)",
+    )
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive is not None:
-        uvloop.run(drive(args.drive, args.warmup, args.folder))  # as uvicorn[standard] runs
+        # uvloop, as uvicorn[standard] runs
+        uvloop.run(drive(args.drive, args.warmup, args.folder, args.reports))
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     short, long = 500, 500 + args.webhooks
-    print(f"counting {short} and {long} webhooks after {args.warmup} (a few minutes)...")
+    print(
+        f"counting {short} and {long} webhooks after {args.warmup}, reports that "
+        f"{args.reports} each task's progress (a few minutes)..."
+    )
     with ThreadPoolExecutor(2) as pool:  # two valgrind processes, one per core
-        runs = pool.map(count, (short, long), (args.warmup, args.warmup))
+        runs = pool.map(count, (short, long), (args.warmup,) * 2, (args.reports,) * 2)
         (loop_short, all_short), (loop_long, all_long) = runs
     loop = (loop_long - loop_short) / args.webhooks
     whole = (all_long - all_short) / args.webhooks
