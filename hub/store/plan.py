@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hub.errors import HubError, TaskNotFound
 from hub.models import Disposition, Event, EventType, Source, Status, Task, Update
@@ -36,12 +37,20 @@ class Snapshot:
     by_external: dict[tuple[str, str], str] = field(default_factory=dict)
     seen: set[tuple[str, str]] = field(default_factory=set)
     orphans: dict[tuple[str, str], list[tuple[Event, str]]] = field(default_factory=dict)
+    #: Each loaded task's :func:`state_beyond_progress`, as it was before the batch.
+    loaded: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def add_task(self, task: Task) -> None:
         """Index a loaded task by id and by provider id."""
         self.tasks[task.id] = task
+        self.loaded[task.id] = state_beyond_progress(task)
         if task.external_id:
             self.by_external[(task.provider, task.external_id)] = task.id
+
+
+def state_beyond_progress(task: Task) -> tuple[Any, ...]:
+    """Everything in a task's row that a report may change, but its progress and timestamps."""
+    return (task.status, task.external_id, task.outputs, task.actions, task.error)
 
 
 @dataclass(slots=True)
@@ -54,6 +63,10 @@ class Plan:
     new_events: list[tuple[Event, str]] = field(default_factory=list)
     attached: list[Event] = field(default_factory=list)
     first_polls: dict[str, float] = field(default_factory=dict)
+    #: Changed tasks whose row changed only in progress and timestamps. Most webhooks are
+    #: such progress reports, and a store can write them without touching the status and
+    #: provider-id indexes.
+    progress_only: set[str] = field(default_factory=set)
 
     @property
     def emitted(self) -> list[Event]:
@@ -135,6 +148,10 @@ class Planner:
             else:
                 result = self._ingest(op)
             self.plan.results.append(result)
+        loaded = self.snapshot.loaded
+        for task_id, task in self.plan.changed_tasks.items():
+            if loaded.get(task_id) == state_beyond_progress(task):
+                self.plan.progress_only.add(task_id)
         return self.plan
 
     def _create(self, op: CreateTask) -> WriteResult:
