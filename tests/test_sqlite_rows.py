@@ -42,21 +42,14 @@ def _statements(store: SQLiteStore) -> list[str]:
     return seen
 
 
-async def _from_file(path: Path, task_id: str) -> Task:
-    """The task as a fresh store reads it: no cache of the writer's."""
-    fresh = SQLiteStore(path)
-    await fresh.start()
-    try:
-        task = await fresh.get_task(task_id)
-    finally:
-        await fresh.close()
+async def _stored(store: SQLiteStore, task_id: str) -> Task:
+    """The task as the file holds it: reads go through their own connection, not the cache."""
+    task = await store.get_task(task_id)
     assert task is not None
     return task
 
 
-async def test_a_progress_report_rewrites_only_progress_and_timestamps(
-    store: SQLiteStore, tmp_path: Path
-) -> None:
+async def test_a_progress_report_rewrites_only_progress_and_timestamps(store: SQLiteStore) -> None:
     await store.write([CreateTask(_task("tsk_a"))])
     await store.write([_report("tsk_a", Update(Status.RUNNING))])  # queued -> running
     statements = _statements(store)
@@ -65,13 +58,13 @@ async def test_a_progress_report_rewrites_only_progress_and_timestamps(
 
     assert any(s.startswith(PROGRESS_UPDATE) for s in statements)
     assert not any(s.startswith(FULL_UPDATE) for s in statements)
-    task = await _from_file(tmp_path / "hub.db", "tsk_a")
+    task = await _stored(store, "tsk_a")
     assert (task.status, task.progress) == (Status.RUNNING, 40)
     assert task.last_event_at is not None and task.last_event_at >= task.created_at
 
 
 async def test_a_report_that_changes_more_than_progress_writes_the_whole_state(
-    store: SQLiteStore, tmp_path: Path
+    store: SQLiteStore,
 ) -> None:
     await store.write([CreateTask(_task("tsk_b")), CreateTask(_task("tsk_c"))])
     await store.write([_report("tsk_b", Update(Status.RUNNING, progress=10))])
@@ -93,16 +86,14 @@ async def test_a_report_that_changes_more_than_progress_writes_the_whole_state(
 
     assert any(s.startswith(PROGRESS_UPDATE) and "'tsk_b'" in s for s in statements)
     assert any(s.startswith(FULL_UPDATE) and "'tsk_c'" in s for s in statements)
-    b = await _from_file(tmp_path / "hub.db", "tsk_b")
-    c = await _from_file(tmp_path / "hub.db", "tsk_c")
+    b = await _stored(store, "tsk_b")
+    c = await _stored(store, "tsk_c")
     assert (b.status, b.progress, b.outputs) == (Status.RUNNING, 70, [])
     assert (c.status, c.progress, c.external_id) == (Status.SUCCEEDED, 100, "prov-c")
     assert c.outputs == [grid]
 
 
-async def test_nulls_and_enum_values_are_stored_as_plain_sql_values(
-    store: SQLiteStore, tmp_path: Path
-) -> None:
+async def test_nulls_and_enum_values_are_stored_as_plain_sql_values(store: SQLiteStore) -> None:
     await store.write([CreateTask(_task("tsk_d"))])
     await store.write([_report("tsk_d", Update(Status.RUNNING, progress=5))])
 
