@@ -7,8 +7,8 @@ follows the fsync's time, so its counts move by a few percent between runs. This
 :meth:`SQLiteStore.write` directly with batches of exactly 64 operations (1 KiB bodies over
 1,024 tasks, a real SQLite file, no HTTP and no group committer) under ``valgrind
 --tool=callgrind``, twice with different numbers of batches, and divides the difference in
-instructions by the difference in operations: a figure that repeats to within a few
-hundred instructions, for changes to the planner and the rows a batch writes.
+instructions by the difference in operations: a figure that repeats to within about 1k
+instructions, for changes to the planner and the rows a batch writes.
 
 ``--reports advance`` (the default) raises each task's progress by one per report, so every
 report is applied and rewrites its task's row, as a provider's progress webhooks do;
