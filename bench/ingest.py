@@ -10,6 +10,11 @@ and the durable floor, the least a receiver that fsyncs before answering can do)
 it then counts the events in the SQLite file (every acknowledged webhook must be there) and
 reads its group-commit metrics: batches, webhooks and milliseconds per batch, and how much of
 the time a batch was in hand.
+
+The load posts distinct webhooks round-robin over the tasks, but each task always gets the
+same progress, so after its first webhook the hub stores every one as ``stale`` (an event
+row and its dedupe check, no task update and no fan-out). ``bench.instructions --reports
+advance`` counts the cost of applied progress reports.
 """
 
 from __future__ import annotations
